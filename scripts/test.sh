@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# The whole check a newcomer or CI runs: installs what the build and tests need, makes sure
+# PostgreSQL is up, then fmt, clippy and the test suite.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/social-reward/target}"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+mkdir -p "$CARGO_TARGET_DIR"
+
+# rdkafka's cmake-build compiles librdkafka, which needs cmake and curl's headers.
+need=()
+command -v cmake >/dev/null || need+=(cmake)
+[ -f /usr/include/x86_64-linux-gnu/curl/curl.h ] || [ -f /usr/include/curl/curl.h ] || need+=(libcurl4-openssl-dev)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "installing ${need[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq "${need[@]}"
+fi
+
+# The catalog tests run against a real PostgreSQL at 127.0.0.1:5432.
+export SR_TEST_POSTGRES_URL="${SR_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}"
+if command -v pg_isready >/dev/null && ! pg_isready -q -h 127.0.0.1 -p 5432; then
+  echo "starting PostgreSQL"
+  pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n1)" main start || true
+  for _ in $(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done
+fi
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy"
+cargo clippy --all-targets --locked -- -D warnings
+echo "== docker-compose.yml parses"
+python3 scripts/check_compose.py docker-compose.yml
+echo "== cargo test"
+cargo test --locked --all-targets -- --test-threads=2

@@ -1,0 +1,234 @@
+//! The command line: parse arguments, call the library, print one JSON summary line on stdout.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+use serde::Serialize;
+
+use social_reward::bench;
+use social_reward::events::{Limits, Timestamp, Validator};
+use social_reward::pipeline::{self, PipelineConfig, validate::validate_files};
+use social_reward::sources::simulator::{self, Scenario, SimulateOptions};
+use social_reward::store::Catalog;
+
+#[derive(Parser)]
+#[command(
+    name = "social-reward",
+    version,
+    about = "Turn views and remixes of AI-generated images into debiased preference triplets, \
+             and train a reward model on them.",
+    after_help = "Every command prints a one-line JSON summary on stdout; logs and progress go \
+                  to stderr (RUST_LOG=debug for more)."
+)]
+pub struct Cli {
+    /// No progress bars.
+    #[arg(long, short, global = true)]
+    quiet: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Simulate a community: events.jsonl, truth.parquet and images/ with hidden ground truth.
+    Simulate(SimulateArgs),
+    /// Run a pipeline's stages in order (e.g. `run pipelines/local.toml`).
+    Run {
+        /// Pipeline file; `SR_<SECTION>__<KEY>` environment variables override its values.
+        pipeline: PathBuf,
+    },
+    /// Check event files: every line ends valid, duplicate or dead-lettered, with its reason.
+    Validate(ValidateArgs),
+    /// Catalog administration.
+    Db {
+        #[command(subcommand)]
+        command: DbCommand,
+    },
+    /// Benchmarks that print figures.
+    Bench {
+        #[command(subcommand)]
+        command: BenchCommand,
+    },
+}
+
+#[derive(Args)]
+struct SimulateArgs {
+    /// Output folder.
+    #[arg(long)]
+    out: PathBuf,
+    /// Scenario TOML (defaults: pipelines/scenarios/default.toml's values, built in).
+    #[arg(long)]
+    scenario: Option<PathBuf>,
+    #[arg(long)]
+    users: Option<u64>,
+    #[arg(long)]
+    days: Option<f64>,
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Render images/<image_id>.png (default).
+    #[arg(long, overrides_with = "no_images")]
+    images: bool,
+    /// Events and truth only.
+    #[arg(long)]
+    no_images: bool,
+    /// Side of the square images, in pixels.
+    #[arg(long, default_value_t = 256)]
+    image_size: u32,
+    /// Write events.jsonl.gz instead of events.jsonl.
+    #[arg(long)]
+    gzip: bool,
+}
+
+#[derive(Args)]
+struct ValidateArgs {
+    /// Event files (JSON lines, plain or gzip).
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+    /// Write each dead letter as a JSON line here.
+    #[arg(long)]
+    dead_letters: Option<PathBuf>,
+    /// Remember event ids this many hours of event time for de-duplication.
+    #[arg(long, default_value_t = 6.0)]
+    dedup_horizon_hours: f64,
+    /// Validation limits as TOML (the `[validation]` table of a pipeline file).
+    #[arg(long)]
+    limits: Option<PathBuf>,
+    /// Reference clock for the future-timestamp bound (RFC 3339); default: now.
+    #[arg(long)]
+    now: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum DbCommand {
+    /// Apply pending migrations.
+    Migrate {
+        /// Catalog URL: sqlite:PATH or postgres://...
+        #[arg(long, env = "SR_CATALOG__URL", default_value = "sqlite:data/catalog.db")]
+        db: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// Parse + validate + de-duplicate + aggregate events, single-threaded, from memory.
+    Parse {
+        /// Events file; default: simulate one into a temporary folder.
+        #[arg(long)]
+        events: Option<PathBuf>,
+        #[arg(long, default_value_t = 20_000)]
+        users: u64,
+        #[arg(long, default_value_t = 2.0)]
+        days: f64,
+        /// Passes over the data; the best is reported.
+        #[arg(long, default_value_t = 3)]
+        repeat: u32,
+    },
+}
+
+pub fn main() -> Result<()> {
+    let cli = Cli::parse();
+    init_logging();
+    let progress = !cli.quiet;
+    match cli.command {
+        Command::Simulate(args) => print(&simulate(args, progress)?),
+        Command::Run { pipeline } => {
+            let config = PipelineConfig::load(&pipeline)?;
+            let summary = runtime()?.block_on(pipeline::run_pipeline(&config, progress))?;
+            print(&summary)
+        }
+        Command::Validate(args) => print(&validate(args)?),
+        Command::Db {
+            command: DbCommand::Migrate { db },
+        } => {
+            let migrations = runtime()?.block_on(async {
+                let catalog = Catalog::connect(&db).await?;
+                let applied = catalog.migrate().await?;
+                catalog.close().await;
+                Ok::<_, social_reward::store::CatalogError>((catalog.backend(), applied))
+            })?;
+            #[derive(Serialize)]
+            struct Migrated {
+                backend: &'static str,
+                migrations: usize,
+            }
+            print(&Migrated {
+                backend: migrations.0,
+                migrations: migrations.1,
+            })
+        }
+        Command::Bench {
+            command:
+                BenchCommand::Parse {
+                    events,
+                    users,
+                    days,
+                    repeat,
+                },
+        } => print(&bench::parse(events.as_deref(), users, days, repeat)?),
+    }
+}
+
+fn simulate(args: SimulateArgs, progress: bool) -> Result<simulator::SimulationSummary> {
+    let mut scenario = match &args.scenario {
+        Some(path) => Scenario::load(path)?,
+        None => Scenario::default(),
+    };
+    if let Some(users) = args.users {
+        scenario.users = users;
+    }
+    if let Some(days) = args.days {
+        scenario.days = days;
+    }
+    if let Some(seed) = args.seed {
+        scenario.seed = seed;
+    }
+    let options = SimulateOptions {
+        out: args.out,
+        scenario,
+        images: !args.no_images,
+        image_size: args.image_size,
+        gzip: args.gzip,
+        progress,
+    };
+    Ok(simulator::simulate(&options)?)
+}
+
+fn validate(args: ValidateArgs) -> Result<pipeline::validate::ValidationReport> {
+    let limits = match &args.limits {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+            toml::from_str::<Limits>(&text).with_context(|| format!("parsing {}", path.display()))?
+        }
+        None => Limits::default(),
+    };
+    let now = match &args.now {
+        Some(text) => Timestamp::parse_rfc3339(text).context("--now")?,
+        None => Timestamp::now(),
+    };
+    let validator = Validator::new(limits, now)?;
+    Ok(validate_files(
+        &args.files,
+        validator,
+        args.dedup_horizon_hours,
+        args.dead_letters.as_deref(),
+    )?)
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+fn print<T: Serialize>(summary: &T) -> Result<()> {
+    println!("{}", serde_json::to_string(summary)?);
+    Ok(())
+}

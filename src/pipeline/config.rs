@@ -1,0 +1,208 @@
+//! Pipeline configuration: readable TOML in `pipelines/*.toml`, overridable by environment
+//! variables `SR_<SECTION>__<KEY>` (e.g. `SR_CATALOG__URL=postgres://…`, `SR_SIMULATE__USERS=500`),
+//! so the same file serves the embedded default and production.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::events::Limits;
+
+pub const ENV_PREFIX: &str = "SR_";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineConfig {
+    pub name: String,
+    /// Stages to run, in order.
+    pub stages: Vec<String>,
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+    pub catalog: CatalogConfig,
+    #[serde(default)]
+    pub simulate: SimulateConfig,
+    #[serde(default)]
+    pub validation: Limits,
+    #[serde(default)]
+    pub ingest: IngestConfig,
+}
+
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("data")
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CatalogConfig {
+    /// `sqlite:data/catalog.db` or `postgres://user@host/db`.
+    pub url: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SimulateConfig {
+    /// Scenario file; its knobs are overridden by the fields below when set.
+    pub scenario: Option<PathBuf>,
+    pub users: Option<u64>,
+    pub days: Option<f64>,
+    pub seed: Option<u64>,
+    pub images: bool,
+    pub image_size: u32,
+    pub gzip: bool,
+    /// Output folder, relative to `data_dir` unless absolute.
+    pub out: PathBuf,
+}
+
+impl Default for SimulateConfig {
+    fn default() -> Self {
+        Self {
+            scenario: None,
+            users: None,
+            days: None,
+            seed: None,
+            images: true,
+            image_size: 256,
+            gzip: false,
+            out: PathBuf::from("sim"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IngestConfig {
+    /// Event files; empty means the simulate stage's output.
+    pub events: Vec<PathBuf>,
+    /// How long event ids are remembered for de-duplication, in hours of event time.
+    pub dedup_horizon_hours: f64,
+    /// Records per catalog transaction.
+    pub batch_size: usize,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        Self {
+            events: Vec::new(),
+            dedup_horizon_hours: 6.0,
+            batch_size: 20_000,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("reading pipeline {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("pipeline {path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+impl PipelineConfig {
+    /// Loads `path` and applies `SR_*` overrides from the process environment.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::from_toml_with_env(&text, std::env::vars()).map_err(|message| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            message,
+        })
+    }
+
+    pub fn from_toml_with_env(
+        text: &str,
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, String> {
+        let mut table: toml::Table = toml::from_str(text).map_err(|e| e.to_string())?;
+        let mut overrides: Vec<(String, String)> = vars
+            .into_iter()
+            .filter(|(k, _)| k.starts_with(ENV_PREFIX))
+            .collect();
+        overrides.sort();
+        for (key, value) in overrides {
+            let path: Vec<String> = key[ENV_PREFIX.len()..]
+                .split("__")
+                .map(str::to_lowercase)
+                .collect();
+            set_path(&mut table, &path, parse_env_value(&value))
+                .map_err(|e| format!("{key}: {e}"))?;
+        }
+        table.try_into().map_err(|e: toml::de::Error| e.to_string())
+    }
+
+    /// A path from the config, relative to `data_dir` unless absolute.
+    pub fn data_path(&self, path: &Path) -> PathBuf {
+        if path.is_absolute() {
+            path.to_path_buf()
+        } else {
+            self.data_dir.join(path)
+        }
+    }
+}
+
+/// Values that read as TOML (numbers, booleans, arrays) keep their type; anything else is a string.
+fn parse_env_value(value: &str) -> toml::Value {
+    let wrapped = format!("v = {value}");
+    toml::from_str::<toml::Table>(&wrapped)
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(value.to_owned()))
+}
+
+fn set_path(table: &mut toml::Table, path: &[String], value: toml::Value) -> Result<(), String> {
+    match path {
+        [] => Err("empty key".into()),
+        [last] => {
+            table.insert(last.clone(), value);
+            Ok(())
+        }
+        [first, rest @ ..] => {
+            let entry = table
+                .entry(first.clone())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            match entry {
+                toml::Value::Table(inner) => set_path(inner, rest, value),
+                _ => Err(format!("{first} is not a section")),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TEXT: &str = r#"
+name = "t"
+stages = ["simulate"]
+[catalog]
+url = "sqlite:data/catalog.db"
+[simulate]
+users = 10
+"#;
+
+    #[test]
+    fn environment_overrides_keep_types_and_create_sections() {
+        let vars = [
+            ("SR_CATALOG__URL".to_owned(), "postgres://x@y/z".to_owned()),
+            ("SR_SIMULATE__USERS".to_owned(), "500".to_owned()),
+            ("SR_INGEST__BATCH_SIZE".to_owned(), "7".to_owned()),
+            ("UNRELATED".to_owned(), "1".to_owned()),
+        ];
+        let config = PipelineConfig::from_toml_with_env(TEXT, vars).unwrap();
+        assert_eq!(config.catalog.url, "postgres://x@y/z");
+        assert_eq!(config.simulate.users, Some(500));
+        assert_eq!(config.ingest.batch_size, 7);
+    }
+
+    #[test]
+    fn unknown_keys_are_errors_not_silently_ignored() {
+        let vars = [("SR_SIMULATE__USRES".to_owned(), "5".to_owned())];
+        assert!(PipelineConfig::from_toml_with_env(TEXT, vars).is_err());
+    }
+}

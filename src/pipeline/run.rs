@@ -1,0 +1,172 @@
+//! Runs a pipeline's stages in order, recording each in the catalog's `runs` table.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use serde::Serialize;
+use tracing::info;
+
+use super::config::PipelineConfig;
+use super::{StageError, ingest};
+use crate::events::{Timestamp, Validator};
+use crate::sources::simulator::{self, Scenario, SimulateOptions};
+use crate::store::{Catalog, RunStatus};
+
+/// Stages this build can run, in their natural order.
+pub const STAGES: &[&str] = &["simulate", "ingest"];
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StageSummary {
+    pub stage: String,
+    pub status: &'static str,
+    pub seconds: f64,
+    pub metrics: serde_json::Value,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PipelineSummary {
+    pub pipeline: String,
+    pub run_id: String,
+    pub catalog: &'static str,
+    pub stages: Vec<StageSummary>,
+    pub seconds: f64,
+}
+
+pub async fn run_pipeline(config: &PipelineConfig, progress: bool) -> Result<PipelineSummary, StageError> {
+    for stage in &config.stages {
+        if !STAGES.contains(&stage.as_str()) {
+            return Err(StageError::UnknownStage {
+                name: stage.clone(),
+                available: STAGES.join(", "),
+            });
+        }
+    }
+    let started = Instant::now();
+    std::fs::create_dir_all(&config.data_dir).map_err(|e| StageError::io(&config.data_dir, e))?;
+    let catalog = Catalog::open(&config.catalog.url).await?;
+    let run_id = format!("{}-{}", config.name, chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ"));
+    let mut stages = Vec::new();
+    for (index, stage) in config.stages.iter().enumerate() {
+        info!(stage = %stage, step = index + 1, of = config.stages.len(), "stage starting");
+        let params = serde_json::to_value(config).unwrap_or_default();
+        catalog.start_run(&run_id, stage, &config.name, &params).await?;
+        let stage_started = Instant::now();
+        let outcome = run_stage(stage, config, &catalog, &run_id, progress).await;
+        let seconds = stage_started.elapsed().as_secs_f64();
+        match outcome {
+            Ok(metrics) => {
+                catalog
+                    .finish_run(&run_id, stage, RunStatus::Succeeded, &metrics, None)
+                    .await?;
+                info!(stage = %stage, seconds, "stage succeeded");
+                stages.push(StageSummary {
+                    stage: stage.clone(),
+                    status: "succeeded",
+                    seconds,
+                    metrics,
+                });
+            }
+            Err(error) => {
+                let message = error.to_string();
+                catalog
+                    .finish_run(&run_id, stage, RunStatus::Failed, &serde_json::Value::Null, Some(&message))
+                    .await?;
+                catalog.close().await;
+                return Err(error);
+            }
+        }
+    }
+    catalog.close().await;
+    Ok(PipelineSummary {
+        pipeline: config.name.clone(),
+        run_id,
+        catalog: catalog.backend(),
+        stages,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+async fn run_stage(
+    stage: &str,
+    config: &PipelineConfig,
+    catalog: &Catalog,
+    run_id: &str,
+    progress: bool,
+) -> Result<serde_json::Value, StageError> {
+    let metrics = match stage {
+        "simulate" => {
+            let options = simulate_options(config, progress)?;
+            let summary = tokio::task::spawn_blocking(move || simulator::simulate(&options))
+                .await
+                .map_err(|e| StageError::Failed {
+                    stage: stage.into(),
+                    message: e.to_string(),
+                })??;
+            serde_json::to_value(summary)
+        }
+        "ingest" => {
+            let validator = Validator::new(config.validation.clone(), Timestamp::now())?;
+            let files = ingest_files(config);
+            let report = ingest::ingest_files(
+                catalog,
+                run_id,
+                &files,
+                validator,
+                config.ingest.dedup_horizon_hours,
+                config.ingest.batch_size,
+            )
+            .await?;
+            serde_json::to_value(report)
+        }
+        other => {
+            return Err(StageError::UnknownStage {
+                name: other.into(),
+                available: STAGES.join(", "),
+            });
+        }
+    };
+    metrics.map_err(|e| StageError::Failed {
+        stage: stage.into(),
+        message: e.to_string(),
+    })
+}
+
+/// The scenario file, then the pipeline's overrides of it.
+pub fn simulate_options(config: &PipelineConfig, progress: bool) -> Result<SimulateOptions, StageError> {
+    let sim = &config.simulate;
+    let mut scenario = match &sim.scenario {
+        Some(path) => Scenario::load(path)?,
+        None => Scenario::default(),
+    };
+    if let Some(users) = sim.users {
+        scenario.users = users;
+    }
+    if let Some(days) = sim.days {
+        scenario.days = days;
+    }
+    if let Some(seed) = sim.seed {
+        scenario.seed = seed;
+    }
+    Ok(SimulateOptions {
+        out: config.data_path(&sim.out),
+        scenario,
+        images: sim.images,
+        image_size: sim.image_size,
+        gzip: sim.gzip,
+        progress,
+    })
+}
+
+fn ingest_files(config: &PipelineConfig) -> Vec<PathBuf> {
+    if config.ingest.events.is_empty() {
+        let out = config.data_path(&config.simulate.out);
+        let name = if config.simulate.gzip {
+            "events.jsonl.gz"
+        } else {
+            "events.jsonl"
+        };
+        vec![out.join(name)]
+    } else {
+        config.ingest.events.iter().map(|p| config.data_path(p)).collect()
+    }
+}

@@ -1,0 +1,354 @@
+//! The catalog: one schema on PostgreSQL (production) or SQLite (embedded default), chosen by
+//! URL. Queries are written once with `$n` placeholders, which both backends accept, and run on
+//! whichever pool the URL opened. Values are always bound, never spliced into SQL.
+
+use std::path::Path;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
+use sqlx::types::Json;
+
+use crate::events::{DeadLetter, Publish, SourcePosition};
+
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    #[error("catalog URL {0:?} is neither postgres:// nor sqlite:")]
+    UnsupportedUrl(String),
+    #[error("creating the catalog folder {path}: {source}")]
+    Folder {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("catalog database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("catalog migration: {0}")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+}
+
+#[derive(Debug, Clone)]
+enum Pool {
+    Postgres(PgPool),
+    Sqlite(SqlitePool),
+}
+
+#[derive(Debug, Clone)]
+pub struct Catalog {
+    pool: Pool,
+}
+
+/// Runs `$body` with `$pool` bound to whichever concrete pool the catalog holds; the body is
+/// compiled once per backend, so a query that one backend cannot type-check fails the build.
+macro_rules! on_pool {
+    ($catalog:expr, $pool:ident => $body:expr) => {
+        match &$catalog.pool {
+            Pool::Postgres($pool) => $body,
+            Pool::Sqlite($pool) => $body,
+        }
+    };
+}
+
+/// A status in the `runs` table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunStatus {
+    Running,
+    Succeeded,
+    Failed,
+}
+
+impl RunStatus {
+    fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Running => "running",
+            RunStatus::Succeeded => "succeeded",
+            RunStatus::Failed => "failed",
+        }
+    }
+}
+
+/// Per-image counter deltas folded from a batch of view and remix events.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CounterDelta {
+    pub image_id: String,
+    pub views: i64,
+    pub remixes: i64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct TableCounts {
+    pub images: i64,
+    pub dead_letters: i64,
+    pub triplet_files: i64,
+    pub runs: i64,
+    pub models: i64,
+}
+
+impl Catalog {
+    /// Opens `postgres://…` or `sqlite:PATH` (`sqlite::memory:` for tests) and applies pending
+    /// migrations.
+    pub async fn open(url: &str) -> Result<Self, CatalogError> {
+        let catalog = Self::connect(url).await?;
+        catalog.migrate().await?;
+        Ok(catalog)
+    }
+
+    /// Connects without migrating.
+    pub async fn connect(url: &str) -> Result<Self, CatalogError> {
+        let pool = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Pool::Postgres(PgPoolOptions::new().max_connections(8).connect(url).await?)
+        } else if url.starts_with("sqlite:") {
+            let options = SqliteConnectOptions::from_str(url)?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .foreign_keys(true);
+            let file = options.get_filename();
+            if let Some(parent) = file.parent().filter(|p| !p.as_os_str().is_empty())
+                && file != Path::new(":memory:")
+            {
+                std::fs::create_dir_all(parent).map_err(|source| CatalogError::Folder {
+                    path: parent.display().to_string(),
+                    source,
+                })?;
+            }
+            // One writer at a time is all SQLite allows; a single connection also keeps an
+            // in-memory database alive and shared.
+            Pool::Sqlite(SqlitePoolOptions::new().max_connections(1).connect_with(options).await?)
+        } else {
+            return Err(CatalogError::UnsupportedUrl(url.to_owned()));
+        };
+        Ok(Self { pool })
+    }
+
+    pub fn backend(&self) -> &'static str {
+        match self.pool {
+            Pool::Postgres(_) => "postgres",
+            Pool::Sqlite(_) => "sqlite",
+        }
+    }
+
+    pub async fn migrate(&self) -> Result<usize, CatalogError> {
+        let applied = match &self.pool {
+            Pool::Postgres(pool) => {
+                let migrator = sqlx::migrate!("migrations/postgres");
+                migrator.run(pool).await?;
+                migrator.iter().count()
+            }
+            Pool::Sqlite(pool) => {
+                let migrator = sqlx::migrate!("migrations/sqlite");
+                migrator.run(pool).await?;
+                migrator.iter().count()
+            }
+        };
+        Ok(applied)
+    }
+
+    pub async fn close(&self) {
+        on_pool!(self, pool => pool.close().await)
+    }
+
+    /// Inserts images from publish events; a publish seen before (same image_id) is left as is,
+    /// so replaying a stream never resets counters.
+    pub async fn insert_images(&self, images: &[Publish<'_>]) -> Result<u64, CatalogError> {
+        const SQL: &str = "INSERT INTO images (image_id, creator_id, generation_id, prompt, \
+            image_uri, model, creator_followers, published_at, publish_event_id) \
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (image_id) DO NOTHING";
+        let mut inserted = 0;
+        on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            for image in images {
+                let followers = i64::try_from(image.creator_followers).unwrap_or(i64::MAX);
+                inserted += sqlx::query(SQL)
+                    .bind(image.image_id.as_ref())
+                    .bind(image.creator_id.as_ref())
+                    .bind(image.generation_id.as_ref())
+                    .bind(image.prompt.as_ref())
+                    .bind(image.image_uri.as_ref())
+                    .bind(image.model.as_ref())
+                    .bind(followers)
+                    .bind(image.ts.to_chrono())
+                    .bind(image.event_id.as_ref())
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+            }
+            tx.commit().await?;
+        });
+        Ok(inserted)
+    }
+
+    /// Adds counter deltas in one transaction and returns the deltas whose image is unknown, so
+    /// the caller can account for them instead of losing them silently.
+    pub async fn add_counters(
+        &self,
+        deltas: &[CounterDelta],
+    ) -> Result<Vec<CounterDelta>, CatalogError> {
+        const SQL: &str =
+            "UPDATE images SET views = views + $1, remixes = remixes + $2 WHERE image_id = $3";
+        let mut unmatched = Vec::new();
+        on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            for delta in deltas {
+                let matched = sqlx::query(SQL)
+                    .bind(delta.views)
+                    .bind(delta.remixes)
+                    .bind(delta.image_id.as_str())
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                if matched == 0 {
+                    unmatched.push(delta.clone());
+                }
+            }
+            tx.commit().await?;
+        });
+        Ok(unmatched)
+    }
+
+    /// Stores dead letters; one already stored for the same source position is not stored twice.
+    pub async fn insert_dead_letters(
+        &self,
+        run_id: &str,
+        letters: &[DeadLetter],
+    ) -> Result<u64, CatalogError> {
+        const SQL: &str = "INSERT INTO dead_letters (run_id, reason, detail, position, source, \
+            file_path, line, topic, partition_id, kafka_offset, raw, raw_len, created_at) \
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
+            ON CONFLICT (position) DO NOTHING";
+        let now = Utc::now();
+        let mut inserted = 0;
+        on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            for letter in letters {
+                let (source, file_path, line, topic, partition, offset) = match &letter.position {
+                    SourcePosition::File { path, line } => {
+                        ("file", Some(path.as_str()), Some(*line as i64), None, None, None)
+                    }
+                    SourcePosition::Kafka { topic, partition, offset } => {
+                        ("kafka", None, None, Some(topic.as_str()), Some(*partition), Some(*offset))
+                    }
+                };
+                inserted += sqlx::query(SQL)
+                    .bind(run_id)
+                    .bind(letter.reason.as_str())
+                    .bind(letter.detail.as_str())
+                    .bind(letter.position.to_string())
+                    .bind(source)
+                    .bind(file_path)
+                    .bind(line)
+                    .bind(topic)
+                    .bind(partition)
+                    .bind(offset)
+                    .bind(letter.raw.as_slice())
+                    .bind(i64::try_from(letter.raw_len).unwrap_or(i64::MAX))
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+            }
+            tx.commit().await?;
+        });
+        Ok(inserted)
+    }
+
+    pub async fn dead_letters_by_reason(&self) -> Result<Vec<(String, i64)>, CatalogError> {
+        const SQL: &str =
+            "SELECT reason, COUNT(*) FROM dead_letters GROUP BY reason ORDER BY reason";
+        Ok(on_pool!(self, pool => sqlx::query_as::<_, (String, i64)>(SQL).fetch_all(pool).await?))
+    }
+
+    pub async fn start_run(
+        &self,
+        run_id: &str,
+        stage: &str,
+        pipeline: &str,
+        params: &serde_json::Value,
+    ) -> Result<(), CatalogError> {
+        const SQL: &str = "INSERT INTO runs (run_id, stage, pipeline, status, params, started_at) \
+            VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (run_id, stage) DO UPDATE \
+            SET status = excluded.status, params = excluded.params, \
+            started_at = excluded.started_at, finished_at = NULL, error = NULL";
+        on_pool!(self, pool => {
+            sqlx::query(SQL)
+                .bind(run_id)
+                .bind(stage)
+                .bind(pipeline)
+                .bind(RunStatus::Running.as_str())
+                .bind(Json(params))
+                .bind(Utc::now())
+                .execute(pool)
+                .await?;
+        });
+        Ok(())
+    }
+
+    pub async fn finish_run(
+        &self,
+        run_id: &str,
+        stage: &str,
+        status: RunStatus,
+        metrics: &serde_json::Value,
+        error: Option<&str>,
+    ) -> Result<(), CatalogError> {
+        const SQL: &str = "UPDATE runs SET status = $1, metrics = $2, error = $3, \
+            finished_at = $4 WHERE run_id = $5 AND stage = $6";
+        on_pool!(self, pool => {
+            sqlx::query(SQL)
+                .bind(status.as_str())
+                .bind(Json(metrics))
+                .bind(error)
+                .bind(Utc::now())
+                .bind(run_id)
+                .bind(stage)
+                .execute(pool)
+                .await?;
+        });
+        Ok(())
+    }
+
+    pub async fn run_status(&self, run_id: &str, stage: &str) -> Result<Option<String>, CatalogError> {
+        const SQL: &str = "SELECT status FROM runs WHERE run_id = $1 AND stage = $2";
+        Ok(on_pool!(self, pool => sqlx::query_scalar::<_, String>(SQL)
+            .bind(run_id)
+            .bind(stage)
+            .fetch_optional(pool)
+            .await?))
+    }
+
+    pub async fn image_counters(&self, image_id: &str) -> Result<Option<(i64, i64)>, CatalogError> {
+        const SQL: &str = "SELECT views, remixes FROM images WHERE image_id = $1";
+        Ok(on_pool!(self, pool => sqlx::query_as::<_, (i64, i64)>(SQL)
+            .bind(image_id)
+            .fetch_optional(pool)
+            .await?))
+    }
+
+    pub async fn table_counts(&self) -> Result<TableCounts, CatalogError> {
+        // Table names come from this fixed list, never from input.
+        const SQL: &str = "SELECT (SELECT COUNT(*) FROM images), (SELECT COUNT(*) FROM dead_letters), \
+            (SELECT COUNT(*) FROM triplet_files), (SELECT COUNT(*) FROM runs), \
+            (SELECT COUNT(*) FROM models)";
+        let (images, dead_letters, triplet_files, runs, models) = on_pool!(self, pool =>
+            sqlx::query_as::<_, (i64, i64, i64, i64, i64)>(SQL).fetch_one(pool).await?);
+        Ok(TableCounts {
+            images,
+            dead_letters,
+            triplet_files,
+            runs,
+            models,
+        })
+    }
+
+    /// Latest time any run of `stage` finished, for triggers and reports.
+    pub async fn last_finished(&self, stage: &str) -> Result<Option<DateTime<Utc>>, CatalogError> {
+        const SQL: &str = "SELECT finished_at FROM runs WHERE stage = $1 AND status = 'succeeded' \
+            ORDER BY finished_at DESC LIMIT 1";
+        Ok(on_pool!(self, pool => sqlx::query_scalar::<_, Option<DateTime<Utc>>>(SQL)
+            .bind(stage)
+            .fetch_optional(pool)
+            .await?
+            .flatten()))
+    }
+}

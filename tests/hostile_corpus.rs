@@ -1,0 +1,95 @@
+//! Every line of a hostile corpus ends counted, de-duplicated or dead-lettered, for the reason
+//! written next to it in `hostile.expected.json`.
+
+use std::path::Path;
+use std::process::Command;
+
+use social_reward::events::{Intake, Outcome, SourcePosition, Timestamp, Validator};
+use social_reward::sources::file::JsonlReader;
+
+const CORPUS: &str = "tests/data/hostile.jsonl";
+const EXPECTED: &str = "tests/data/hostile.expected.json";
+const NOW: &str = "2026-06-01T00:00:00Z";
+
+fn expected() -> Vec<String> {
+    serde_json::from_str(&std::fs::read_to_string(EXPECTED).unwrap()).unwrap()
+}
+
+#[test]
+fn each_hostile_line_gets_its_expected_outcome() {
+    let validator = Validator::new(Default::default(), Timestamp::parse_rfc3339(NOW).unwrap()).unwrap();
+    let mut intake = Intake::new(validator, 6.0);
+    let mut reader = JsonlReader::open(Path::new(CORPUS), 1 << 20).unwrap();
+    let mut got = Vec::new();
+    while let Some(record) = reader.next_record().unwrap() {
+        let line = record.line;
+        let outcome = intake.accept(record.payload, record.raw_len, || SourcePosition::File {
+            path: CORPUS.into(),
+            line,
+        });
+        got.push(match outcome {
+            Outcome::Valid(_) => "valid".to_owned(),
+            Outcome::Duplicate => "duplicate".to_owned(),
+            Outcome::Dead(letter) => {
+                assert_eq!(letter.position.to_string(), format!("{CORPUS}:{line}"));
+                assert!(letter.raw.len() <= 64 * 1024, "kept raw bytes are capped");
+                letter.reason.as_str().to_owned()
+            }
+        });
+    }
+    let expected = expected();
+    for (i, (g, e)) in got.iter().zip(&expected).enumerate() {
+        assert_eq!(g, e, "line {}", i + 1);
+    }
+    assert_eq!(got.len(), expected.len());
+    assert!(intake.counts().is_balanced());
+}
+
+#[test]
+fn validate_command_accounts_for_every_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let dead = dir.path().join("dead.jsonl");
+    let output = Command::new(env!("CARGO_BIN_EXE_social-reward"))
+        .args(["--quiet", "validate", CORPUS, "--now", NOW, "--dead-letters"])
+        .arg(&dead)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert_eq!(stdout.lines().count(), 1, "one JSON summary line: {stdout}");
+    let summary: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let expected = expected();
+    let count = |what: &str| expected.iter().filter(|e| *e == what).count() as u64;
+    let lines = summary["lines"].as_u64().unwrap();
+    let valid = summary["valid"].as_u64().unwrap();
+    let duplicates = summary["duplicates"].as_u64().unwrap();
+    let dead_letters = summary["dead_letters"].as_u64().unwrap();
+    assert_eq!(lines, expected.len() as u64);
+    assert_eq!(lines, valid + duplicates + dead_letters);
+    assert_eq!(valid, count("valid"));
+    assert_eq!(duplicates, count("duplicate"));
+    let by_reason = summary["by_reason"].as_object().unwrap();
+    let reasons_total: u64 = by_reason.values().map(|v| v.as_u64().unwrap()).sum();
+    assert_eq!(reasons_total, dead_letters);
+    assert_eq!(by_reason["unsafe_uri"].as_u64().unwrap(), count("unsafe_uri"));
+    let dead_lines = std::fs::read_to_string(&dead).unwrap();
+    assert_eq!(dead_lines.lines().count() as u64, dead_letters);
+    for line in dead_lines.lines() {
+        let letter: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert!(letter["position"].as_str().unwrap().starts_with(CORPUS));
+        assert!(!letter["detail"].as_str().unwrap().is_empty());
+    }
+}
+
+#[test]
+fn a_line_without_end_is_read_in_bounded_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("endless.jsonl");
+    // 64 MiB without a newline: the reader keeps only max_record + 1 bytes of it.
+    std::fs::write(&path, vec![b'{'; 64 << 20]).unwrap();
+    let mut reader = JsonlReader::open(&path, 1 << 20).unwrap();
+    let record = reader.next_record().unwrap().unwrap();
+    assert_eq!(record.raw_len, 64 << 20);
+    assert_eq!(record.payload.len(), (1 << 20) + 1);
+    assert!(reader.next_record().unwrap().is_none());
+}

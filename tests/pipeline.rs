@@ -1,0 +1,110 @@
+//! The main job end to end: `run` on a local pipeline (simulate → ingest) with SQLite, the same
+//! pipeline on PostgreSQL by configuration alone, and the CLI's one-line JSON summary.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use social_reward::pipeline::{PipelineConfig, run_pipeline};
+use social_reward::store::Catalog;
+
+fn config(data_dir: &Path, catalog_url: &str) -> PipelineConfig {
+    let text = std::fs::read_to_string("pipelines/local.toml").unwrap();
+    let vars = [
+        ("SR_DATA_DIR".to_owned(), data_dir.display().to_string()),
+        ("SR_CATALOG__URL".to_owned(), catalog_url.to_owned()),
+        ("SR_SIMULATE__USERS".to_owned(), "120".to_owned()),
+        ("SR_SIMULATE__DAYS".to_owned(), "1.0".to_owned()),
+        ("SR_SIMULATE__IMAGE_SIZE".to_owned(), "32".to_owned()),
+        ("SR_INGEST__BATCH_SIZE".to_owned(), "997".to_owned()),
+    ];
+    PipelineConfig::from_toml_with_env(&text, vars).unwrap()
+}
+
+async fn check_run(config: &PipelineConfig, catalog_url: &str) {
+    let summary = run_pipeline(config, false).await.unwrap();
+    let stages: Vec<_> = summary.stages.iter().map(|s| s.stage.as_str()).collect();
+    assert_eq!(stages, ["simulate", "ingest"]);
+    let simulated = &summary.stages[0].metrics;
+    let ingested = &summary.stages[1].metrics;
+    assert!(ingested["balanced"].as_bool().unwrap(), "{ingested}");
+    assert_eq!(
+        ingested["lines"].as_u64().unwrap(),
+        simulated["lines"].as_u64().unwrap(),
+        "every delivered line reached intake"
+    );
+
+    let catalog = Catalog::open(catalog_url).await.unwrap();
+    let counts = catalog.table_counts().await.unwrap();
+    assert_eq!(counts.images as u64, ingested["by_kind"]["publish"].as_u64().unwrap());
+    assert_eq!(counts.dead_letters as u64, ingested["dead_letters"].as_u64().unwrap());
+    assert_eq!(counts.runs, 2);
+    assert_eq!(
+        catalog.run_status(&summary.run_id, "ingest").await.unwrap().as_deref(),
+        Some("succeeded")
+    );
+    // Every valid view and remix is counted on its image or reported as unknown.
+    let views_and_remixes = ingested["by_kind"]["view"].as_u64().unwrap_or(0)
+        + ingested["by_kind"]["remix"].as_u64().unwrap_or(0);
+    assert_eq!(
+        ingested["counted_events"].as_u64().unwrap() + ingested["unknown_image_events"].as_u64().unwrap(),
+        views_and_remixes
+    );
+    catalog.close().await;
+}
+
+#[tokio::test]
+async fn local_pipeline_runs_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite:{}", dir.path().join("catalog.db").display());
+    check_run(&config(dir.path(), &url), &url).await;
+    assert!(dir.path().join("sim/images").read_dir().unwrap().count() > 50);
+}
+
+#[tokio::test]
+async fn the_same_pipeline_runs_on_postgres_by_configuration() {
+    let db = common::ScratchDatabase::create("pipeline").await;
+    let dir = tempfile::tempdir().unwrap();
+    check_run(&config(dir.path(), &db.url), &db.url).await;
+    db.drop_now().await;
+}
+
+#[test]
+fn run_command_prints_one_json_summary_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_social-reward"))
+        .args(["--quiet", "run", "pipelines/local.toml"])
+        .env("SR_DATA_DIR", dir.path())
+        .env("SR_CATALOG__URL", format!("sqlite:{}", dir.path().join("c.db").display()))
+        .env("SR_SIMULATE__USERS", "60")
+        .env("SR_SIMULATE__DAYS", "0.5")
+        .env("SR_SIMULATE__IMAGES", "false")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert_eq!(stdout.lines().count(), 1, "{stdout}");
+    let summary: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(summary["pipeline"], "local");
+    assert_eq!(summary["stages"].as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn unknown_stage_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let pipeline = dir.path().join("p.toml");
+    std::fs::write(
+        &pipeline,
+        "name = \"x\"\nstages = [\"simulate\", \"teleport\"]\n[catalog]\nurl = \"sqlite::memory:\"\n",
+    )
+    .unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_social-reward"))
+        .args(["--quiet", "run"])
+        .arg(&pipeline)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("teleport") && stderr.contains("simulate, ingest"), "{stderr}");
+}
