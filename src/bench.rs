@@ -27,12 +27,18 @@ pub struct ParseBench {
 
 /// Parse + validate + de-duplicate + per-image aggregation on one thread, from memory so that
 /// disk speed does not enter the figure. The best of `repeat` passes is reported.
-pub fn parse(events: Option<&Path>, users: u64, days: f64, repeat: u32) -> Result<ParseBench, StageError> {
+pub fn parse(
+    events: Option<&Path>,
+    users: u64,
+    days: f64,
+    repeat: u32,
+) -> Result<ParseBench, StageError> {
     let scratch;
     let file = match events {
         Some(path) => path.to_path_buf(),
         None => {
-            scratch = std::env::temp_dir().join(format!("social-reward-bench-{}", std::process::id()));
+            scratch =
+                std::env::temp_dir().join(format!("social-reward-bench-{}", std::process::id()));
             let scenario = Scenario {
                 users,
                 days,
@@ -107,4 +113,170 @@ fn one_pass(data: &[u8]) -> Result<(crate::events::IntakeCounts, usize), StageEr
         }
     }
     Ok((intake.into_counts(), per_image.len()))
+}
+
+#[derive(Debug, Serialize)]
+pub struct CurateBench {
+    pub file: PathBuf,
+    pub bytes: u64,
+    pub lines: u64,
+    pub images: u64,
+    pub triplets: u64,
+    pub seconds: f64,
+    pub events_per_second: f64,
+    pub peak_rss_mib: Option<f64>,
+    pub duckdb: Option<DuckDbFigure>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct DuckDbFigure {
+    pub seconds: f64,
+    pub windowed_images: u64,
+    pub threads: u64,
+    /// DuckDB's time over ours, measured in this run.
+    pub ratio: f64,
+}
+
+/// Curation of a simulated stream without pictures (hashes supplied by the simulator) and
+/// without a catalog, then the same windowed counting in DuckDB when `python3 -m duckdb` works.
+pub async fn curate(
+    events: Option<&Path>,
+    users: u64,
+    days: f64,
+    window_hours: f64,
+    with_duckdb: bool,
+) -> Result<CurateBench, StageError> {
+    let scratch =
+        std::env::temp_dir().join(format!("social-reward-bench-curate-{}", std::process::id()));
+    let (file, truth) = match events {
+        Some(path) => (path.to_path_buf(), None),
+        None => {
+            let summary = simulator::simulate(&SimulateOptions {
+                out: scratch.clone(),
+                scenario: Scenario {
+                    users,
+                    days,
+                    ..Scenario::default()
+                },
+                images: false,
+                image_size: 64,
+                gzip: false,
+                progress: false,
+            })?;
+            (summary.events, Some(summary.truth))
+        }
+    };
+    let bytes = std::fs::metadata(&file)
+        .map_err(|e| StageError::io(&file, e))?
+        .len();
+    let out = scratch.join("out");
+    let options = crate::curate::CurateOptions {
+        events: vec![file.clone()],
+        images: None,
+        out: out.display().to_string(),
+        config: crate::curate::CurateConfig {
+            window_hours,
+            ..Default::default()
+        },
+        limits: Default::default(),
+        now: Timestamp::now(),
+        dedup_horizon_hours: 6.0,
+        image_dedup: match &truth {
+            Some(t) => crate::curate::ImageDedup::Supplied(t.clone()),
+            None => crate::curate::ImageDedup::Off,
+        },
+        truth: None,
+        run_id: "bench".into(),
+        progress: false,
+    };
+    let started = Instant::now();
+    let summary = crate::curate::curate(&options, None).await?;
+    let seconds = started.elapsed().as_secs_f64();
+    let peak_rss_mib = peak_rss_mib();
+    let duckdb = if with_duckdb {
+        duckdb_windowed_counts(&file, window_hours).map(|(s, n, threads)| DuckDbFigure {
+            seconds: s,
+            windowed_images: n,
+            threads,
+            ratio: s / seconds,
+        })
+    } else {
+        None
+    };
+    let _ = std::fs::remove_dir_all(&scratch);
+    Ok(CurateBench {
+        file,
+        bytes,
+        lines: summary.intake.lines,
+        images: summary
+            .intake
+            .by_kind
+            .get(&crate::events::EventKind::Publish)
+            .copied()
+            .unwrap_or(0),
+        triplets: summary.triplets,
+        seconds,
+        events_per_second: summary.intake.lines as f64 / seconds,
+        peak_rss_mib,
+        duckdb,
+    })
+}
+
+fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
+/// The equivalent of curation's counting step in SQL: per image, views and remixes inside
+/// `[published_at, published_at + window]`. Returns (seconds, images, threads).
+fn duckdb_windowed_counts(file: &Path, window_hours: f64) -> Option<(f64, u64, u64)> {
+    const SCRIPT: &str = r#"
+import sys, time, duckdb
+path, window = sys.argv[1], float(sys.argv[2])
+con = duckdb.connect()
+threads = con.execute("select current_setting('threads')").fetchone()[0]
+sql = f"""
+with ev as (
+  select kind, image_id, try_cast(ts as timestamptz) as ts
+  from read_json('{path}', format='newline_delimited', ignore_errors=true,
+                 columns={{'kind':'VARCHAR','image_id':'VARCHAR','ts':'VARCHAR'}})
+),
+pub as (select image_id, min(ts) as published_at from ev where kind = 'publish' group by image_id)
+select count(*) from (
+  select p.image_id,
+         count(*) filter (where e.kind = 'view') as views,
+         count(*) filter (where e.kind = 'remix') as remixes
+  from ev e join pub p using (image_id)
+  where e.kind in ('view', 'remix')
+    and e.ts between p.published_at and p.published_at + to_microseconds(cast({window} * 3600e6 as bigint))
+  group by p.image_id
+)
+"""
+t = time.perf_counter()
+n = con.execute(sql).fetchone()[0]
+print(time.perf_counter() - t, n, threads)
+"#;
+    let output = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(SCRIPT)
+        .arg(file)
+        .arg(window_hours.to_string())
+        .output()
+        .ok()?;
+    if !output.status.success() {
+        tracing::warn!(
+            "duckdb comparison skipped: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        return None;
+    }
+    let text = String::from_utf8_lossy(&output.stdout);
+    let mut parts = text.split_whitespace();
+    Some((
+        parts.next()?.parse().ok()?,
+        parts.next()?.parse().ok()?,
+        parts.next()?.parse().ok()?,
+    ))
 }

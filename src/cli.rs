@@ -38,6 +38,8 @@ enum Command {
         /// Pipeline file; `SR_<SECTION>__<KEY>` environment variables override its values.
         pipeline: PathBuf,
     },
+    /// Curate event files into debiased preference triplets (Parquet on object storage).
+    Curate(CurateArgs),
     /// Check event files: every line ends valid, duplicate or dead-lettered, with its reason.
     Validate(ValidateArgs),
     /// Catalog administration.
@@ -60,10 +62,13 @@ struct SimulateArgs {
     /// Scenario TOML (defaults: pipelines/scenarios/default.toml's values, built in).
     #[arg(long)]
     scenario: Option<PathBuf>,
+    /// Registered users (1,500,000 with --days 1 is Picsart scale: ~1.7M images, >100M events).
     #[arg(long)]
     users: Option<u64>,
+    /// Length of the simulated period in days.
     #[arg(long)]
     days: Option<f64>,
+    /// Random seed; the same seed and scenario give byte-identical outputs.
     #[arg(long)]
     seed: Option<u64>,
     /// Render images/<image_id>.png (default).
@@ -78,6 +83,37 @@ struct SimulateArgs {
     /// Write events.jsonl.gz instead of events.jsonl.
     #[arg(long)]
     gzip: bool,
+}
+
+#[derive(Args)]
+struct CurateArgs {
+    /// Event files (JSON lines, plain or gzip), read in order.
+    #[arg(long, required = true, num_args = 1..)]
+    events: Vec<PathBuf>,
+    /// Root the events' image_uris are relative to: a folder, file:// or s3:// URL.
+    #[arg(long)]
+    images: Option<String>,
+    /// Where triplets/split=…/dt=…/part-….parquet go: a folder, file:// or s3:// URL.
+    #[arg(long)]
+    out: String,
+    /// Pipeline file whose [curate], [validation] and [catalog] tables to use.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Skip perceptual hashing (event-only runs and benchmarks); --images is then optional.
+    #[arg(long, conflicts_with = "hashes")]
+    no_image_dedup: bool,
+    /// Perceptual hashes supplied as Parquet (image_id, phash), e.g. the simulator's truth.
+    #[arg(long)]
+    hashes: Option<PathBuf>,
+    /// The simulator's truth.parquet: adds an evaluation block (precision, yield, biases).
+    #[arg(long)]
+    truth: Option<PathBuf>,
+    /// Catalog URL (default: the config's, else sqlite:data/catalog.db).
+    #[arg(long, env = "SR_CATALOG__URL")]
+    db: Option<String>,
+    /// Do not use a catalog: no manifest, no memory of curated sessions (benchmarks).
+    #[arg(long, conflicts_with = "db")]
+    no_catalog: bool,
 }
 
 #[derive(Args)]
@@ -104,7 +140,11 @@ enum DbCommand {
     /// Apply pending migrations.
     Migrate {
         /// Catalog URL: sqlite:PATH or postgres://...
-        #[arg(long, env = "SR_CATALOG__URL", default_value = "sqlite:data/catalog.db")]
+        #[arg(
+            long,
+            env = "SR_CATALOG__URL",
+            default_value = "sqlite:data/catalog.db"
+        )]
         db: String,
     },
 }
@@ -124,6 +164,22 @@ enum BenchCommand {
         #[arg(long, default_value_t = 3)]
         repeat: u32,
     },
+    /// Batch curation of an image-free simulated stream (no catalog), beside DuckDB's windowed
+    /// counting over the same JSON lines (`pip install duckdb`).
+    Curate {
+        /// Events file; default: simulate one (hashes then come from its truth table).
+        #[arg(long)]
+        events: Option<PathBuf>,
+        #[arg(long, default_value_t = 20_000)]
+        users: u64,
+        #[arg(long, default_value_t = 2.0)]
+        days: f64,
+        #[arg(long, default_value_t = 12.0)]
+        window_hours: f64,
+        /// Skip the DuckDB comparison.
+        #[arg(long)]
+        no_duckdb: bool,
+    },
 }
 
 pub fn main() -> Result<()> {
@@ -138,6 +194,7 @@ pub fn main() -> Result<()> {
             print(&summary)
         }
         Command::Validate(args) => print(&validate(args)?),
+        Command::Curate(args) => print(&runtime()?.block_on(curate(args, progress))?),
         Command::Db {
             command: DbCommand::Migrate { db },
         } => {
@@ -166,6 +223,22 @@ pub fn main() -> Result<()> {
                     repeat,
                 },
         } => print(&bench::parse(events.as_deref(), users, days, repeat)?),
+        Command::Bench {
+            command:
+                BenchCommand::Curate {
+                    events,
+                    users,
+                    days,
+                    window_hours,
+                    no_duckdb,
+                },
+        } => print(&runtime()?.block_on(bench::curate(
+            events.as_deref(),
+            users,
+            days,
+            window_hours,
+            !no_duckdb,
+        ))?),
     }
 }
 
@@ -194,11 +267,63 @@ fn simulate(args: SimulateArgs, progress: bool) -> Result<simulator::SimulationS
     Ok(simulator::simulate(&options)?)
 }
 
+async fn curate(args: CurateArgs, progress: bool) -> Result<social_reward::curate::CurateSummary> {
+    use social_reward::curate::{CurateConfig, CurateOptions, ImageDedup, curate};
+    let pipeline = match &args.config {
+        Some(path) => Some(PipelineConfig::load(path)?),
+        None => None,
+    };
+    let (config, limits) = match &pipeline {
+        Some(p) => (p.curate.clone(), p.validation.clone()),
+        None => (CurateConfig::default(), Limits::default()),
+    };
+    let image_dedup = match (&args.hashes, args.no_image_dedup) {
+        (Some(path), _) => ImageDedup::Supplied(path.clone()),
+        (None, true) => ImageDedup::Off,
+        (None, false) => ImageDedup::Pixels,
+    };
+    let run_id = format!("curate-{}", chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ"));
+    let options = CurateOptions {
+        events: args.events,
+        images: args.images,
+        out: args.out,
+        config,
+        limits,
+        now: Timestamp::now(),
+        dedup_horizon_hours: pipeline
+            .as_ref()
+            .map_or(6.0, |p| p.ingest.dedup_horizon_hours),
+        image_dedup,
+        truth: args.truth,
+        run_id,
+        progress,
+    };
+    let catalog = if args.no_catalog {
+        None
+    } else {
+        let url = args
+            .db
+            .or_else(|| pipeline.as_ref().map(|p| p.catalog.url.clone()))
+            .unwrap_or_else(|| "sqlite:data/catalog.db".to_owned());
+        Some(Catalog::open(&url).await?)
+    };
+    let summary = curate(&options, catalog.as_ref()).await?;
+    if let Some(catalog) = catalog {
+        catalog.close().await;
+    }
+    if let Some(evaluation) = &summary.evaluation {
+        eprint!("{}", evaluation.table());
+    }
+    Ok(summary)
+}
+
 fn validate(args: ValidateArgs) -> Result<pipeline::validate::ValidationReport> {
     let limits = match &args.limits {
         Some(path) => {
-            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-            toml::from_str::<Limits>(&text).with_context(|| format!("parsing {}", path.display()))?
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            toml::from_str::<Limits>(&text)
+                .with_context(|| format!("parsing {}", path.display()))?
         }
         None => Limits::default(),
     };
@@ -216,7 +341,9 @@ fn validate(args: ValidateArgs) -> Result<pipeline::validate::ValidationReport> 
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
 }
 
 fn init_logging() {
@@ -224,6 +351,7 @@ fn init_logging() {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .try_init();
 }

@@ -6,6 +6,7 @@
 //! consume the triplets, and `pipeline` runs the stages.
 
 pub mod bench;
+pub mod curate;
 pub mod events;
 pub mod pipeline;
 pub mod progress;

@@ -24,13 +24,35 @@ fn publish(image_id: &str) -> Publish<'static> {
 }
 
 async fn exercise(catalog: &Catalog) {
-    assert_eq!(catalog.migrate().await.unwrap(), 1, "re-running migrations is a no-op");
-    assert_eq!(catalog.insert_images(&[publish("i1"), publish("i2")]).await.unwrap(), 2);
-    assert_eq!(catalog.insert_images(&[publish("i1")]).await.unwrap(), 0, "replayed publish");
+    assert_eq!(
+        catalog.migrate().await.unwrap(),
+        1,
+        "re-running migrations is a no-op"
+    );
+    assert_eq!(
+        catalog
+            .insert_images(&[publish("i1"), publish("i2")])
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(
+        catalog.insert_images(&[publish("i1")]).await.unwrap(),
+        0,
+        "replayed publish"
+    );
 
     let deltas = [
-        CounterDelta { image_id: "i1".into(), views: 10, remixes: 2 },
-        CounterDelta { image_id: "missing".into(), views: 3, remixes: 1 },
+        CounterDelta {
+            image_id: "i1".into(),
+            views: 10,
+            remixes: 2,
+        },
+        CounterDelta {
+            image_id: "missing".into(),
+            views: 3,
+            remixes: 1,
+        },
     ];
     let unmatched = catalog.add_counters(&deltas).await.unwrap();
     assert_eq!(unmatched, vec![deltas[1].clone()]);
@@ -41,29 +63,72 @@ async fn exercise(catalog: &Catalog) {
         b"{\"v\":1,\0",
         8,
         Rejection::new(Reason::MalformedJson, "EOF"),
-        SourcePosition::Kafka { topic: "events".into(), partition: 3, offset: 42 },
+        SourcePosition::Kafka {
+            topic: "events".into(),
+            partition: 3,
+            offset: 42,
+        },
     );
     let file_letter = DeadLetter::new(
         b"\xff\xfe",
         2,
         Rejection::new(Reason::InvalidUtf8, "at byte 0"),
-        SourcePosition::File { path: "x.jsonl".into(), line: 7 },
+        SourcePosition::File {
+            path: "x.jsonl".into(),
+            line: 7,
+        },
     );
-    assert_eq!(catalog.insert_dead_letters("r1", &[letter.clone(), file_letter]).await.unwrap(), 2);
-    assert_eq!(catalog.insert_dead_letters("r1", &[letter]).await.unwrap(), 0, "same position once");
+    assert_eq!(
+        catalog
+            .insert_dead_letters("r1", &[letter.clone(), file_letter])
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(
+        catalog.insert_dead_letters("r1", &[letter]).await.unwrap(),
+        0,
+        "same position once"
+    );
     assert_eq!(
         catalog.dead_letters_by_reason().await.unwrap(),
-        vec![("invalid_utf8".to_owned(), 1), ("malformed_json".to_owned(), 1)]
+        vec![
+            ("invalid_utf8".to_owned(), 1),
+            ("malformed_json".to_owned(), 1)
+        ]
     );
 
     let params = serde_json::json!({"users": 10});
-    catalog.start_run("r1", "simulate", "test", &params).await.unwrap();
-    assert_eq!(catalog.run_status("r1", "simulate").await.unwrap().as_deref(), Some("running"));
     catalog
-        .finish_run("r1", "simulate", RunStatus::Succeeded, &serde_json::json!({"images": 2}), None)
+        .start_run("r1", "simulate", "test", &params)
         .await
         .unwrap();
-    assert_eq!(catalog.run_status("r1", "simulate").await.unwrap().as_deref(), Some("succeeded"));
+    assert_eq!(
+        catalog
+            .run_status("r1", "simulate")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("running")
+    );
+    catalog
+        .finish_run(
+            "r1",
+            "simulate",
+            RunStatus::Succeeded,
+            &serde_json::json!({"images": 2}),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        catalog
+            .run_status("r1", "simulate")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("succeeded")
+    );
     assert!(catalog.last_finished("simulate").await.unwrap().is_some());
 
     let counts = catalog.table_counts().await.unwrap();
@@ -96,6 +161,12 @@ async fn postgres_catalog_migrates_and_round_trips() {
 
 #[tokio::test]
 async fn unsupported_urls_are_refused_clearly() {
-    let error = Catalog::connect("mysql://root@localhost/test").await.unwrap_err();
-    assert!(error.to_string().contains("neither postgres:// nor sqlite:"));
+    let error = Catalog::connect("mysql://root@localhost/test")
+        .await
+        .unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains("neither postgres:// nor sqlite:")
+    );
 }

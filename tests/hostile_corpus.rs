@@ -17,7 +17,8 @@ fn expected() -> Vec<String> {
 
 #[test]
 fn each_hostile_line_gets_its_expected_outcome() {
-    let validator = Validator::new(Default::default(), Timestamp::parse_rfc3339(NOW).unwrap()).unwrap();
+    let validator =
+        Validator::new(Default::default(), Timestamp::parse_rfc3339(NOW).unwrap()).unwrap();
     let mut intake = Intake::new(validator, 6.0);
     let mut reader = JsonlReader::open(Path::new(CORPUS), 1 << 20).unwrap();
     let mut got = Vec::new();
@@ -50,11 +51,22 @@ fn validate_command_accounts_for_every_line() {
     let dir = tempfile::tempdir().unwrap();
     let dead = dir.path().join("dead.jsonl");
     let output = Command::new(env!("CARGO_BIN_EXE_social-reward"))
-        .args(["--quiet", "validate", CORPUS, "--now", NOW, "--dead-letters"])
+        .args([
+            "--quiet",
+            "validate",
+            CORPUS,
+            "--now",
+            NOW,
+            "--dead-letters",
+        ])
         .arg(&dead)
         .output()
         .unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let stdout = String::from_utf8(output.stdout).unwrap();
     assert_eq!(stdout.lines().count(), 1, "one JSON summary line: {stdout}");
     let summary: serde_json::Value = serde_json::from_str(&stdout).unwrap();
@@ -71,7 +83,10 @@ fn validate_command_accounts_for_every_line() {
     let by_reason = summary["by_reason"].as_object().unwrap();
     let reasons_total: u64 = by_reason.values().map(|v| v.as_u64().unwrap()).sum();
     assert_eq!(reasons_total, dead_letters);
-    assert_eq!(by_reason["unsafe_uri"].as_u64().unwrap(), count("unsafe_uri"));
+    assert_eq!(
+        by_reason["unsafe_uri"].as_u64().unwrap(),
+        count("unsafe_uri")
+    );
     let dead_lines = std::fs::read_to_string(&dead).unwrap();
     assert_eq!(dead_lines.lines().count() as u64, dead_letters);
     for line in dead_lines.lines() {

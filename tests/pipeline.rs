@@ -37,18 +37,29 @@ async fn check_run(config: &PipelineConfig, catalog_url: &str) {
 
     let catalog = Catalog::open(catalog_url).await.unwrap();
     let counts = catalog.table_counts().await.unwrap();
-    assert_eq!(counts.images as u64, ingested["by_kind"]["publish"].as_u64().unwrap());
-    assert_eq!(counts.dead_letters as u64, ingested["dead_letters"].as_u64().unwrap());
+    assert_eq!(
+        counts.images as u64,
+        ingested["by_kind"]["publish"].as_u64().unwrap()
+    );
+    assert_eq!(
+        counts.dead_letters as u64,
+        ingested["dead_letters"].as_u64().unwrap()
+    );
     assert_eq!(counts.runs, 2);
     assert_eq!(
-        catalog.run_status(&summary.run_id, "ingest").await.unwrap().as_deref(),
+        catalog
+            .run_status(&summary.run_id, "ingest")
+            .await
+            .unwrap()
+            .as_deref(),
         Some("succeeded")
     );
     // Every valid view and remix is counted on its image or reported as unknown.
     let views_and_remixes = ingested["by_kind"]["view"].as_u64().unwrap_or(0)
         + ingested["by_kind"]["remix"].as_u64().unwrap_or(0);
     assert_eq!(
-        ingested["counted_events"].as_u64().unwrap() + ingested["unknown_image_events"].as_u64().unwrap(),
+        ingested["counted_events"].as_u64().unwrap()
+            + ingested["unknown_image_events"].as_u64().unwrap(),
         views_and_remixes
     );
     catalog.close().await;
@@ -76,13 +87,20 @@ fn run_command_prints_one_json_summary_line() {
     let output = Command::new(env!("CARGO_BIN_EXE_social-reward"))
         .args(["--quiet", "run", "pipelines/local.toml"])
         .env("SR_DATA_DIR", dir.path())
-        .env("SR_CATALOG__URL", format!("sqlite:{}", dir.path().join("c.db").display()))
+        .env(
+            "SR_CATALOG__URL",
+            format!("sqlite:{}", dir.path().join("c.db").display()),
+        )
         .env("SR_SIMULATE__USERS", "60")
         .env("SR_SIMULATE__DAYS", "0.5")
         .env("SR_SIMULATE__IMAGES", "false")
         .output()
         .unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let stdout = String::from_utf8(output.stdout).unwrap();
     assert_eq!(stdout.lines().count(), 1, "{stdout}");
     let summary: serde_json::Value = serde_json::from_str(&stdout).unwrap();
@@ -106,5 +124,8 @@ fn unknown_stage_is_a_clear_error() {
         .unwrap();
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("teleport") && stderr.contains("simulate, ingest"), "{stderr}");
+    assert!(
+        stderr.contains("teleport") && stderr.contains("simulate, ingest"),
+        "{stderr}"
+    );
 }

@@ -51,14 +51,22 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
 #[test]
 fn same_seed_same_bytes_other_seed_other_bytes() {
     let dir = tempfile::tempdir().unwrap();
-    let (a, b, c) = (dir.path().join("a"), dir.path().join("b"), dir.path().join("c"));
+    let (a, b, c) = (
+        dir.path().join("a"),
+        dir.path().join("b"),
+        dir.path().join("c"),
+    );
     simulate(&options(&a, 150, 1.0, true)).unwrap();
     simulate(&options(&b, 150, 1.0, true)).unwrap();
     let mut other = options(&c, 150, 1.0, true);
     other.scenario.seed = 12;
     simulate(&other).unwrap();
     let (fa, fb) = (files_under(&a), files_under(&b));
-    assert!(fa.len() > 100, "events, truth, scenario and images: {}", fa.len());
+    assert!(
+        fa.len() > 100,
+        "events, truth, scenario and images: {}",
+        fa.len()
+    );
     assert_eq!(fa.len(), fb.len());
     for ((na, da), (nb, db)) in fa.iter().zip(&fb) {
         assert_eq!(na, nb);
@@ -118,11 +126,23 @@ fn raw_remix_counts_carry_follower_and_age_bias_and_some_quality() {
     for line in data.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
         match validator.parse(line) {
             Ok(Event::View(v)) => {
-                per_image.entry(v.image_id.to_string()).or_insert(Observed { views: 0, remixes: 0 }).views += 1;
+                per_image
+                    .entry(v.image_id.to_string())
+                    .or_insert(Observed {
+                        views: 0,
+                        remixes: 0,
+                    })
+                    .views += 1;
                 per_user.entry(v.viewer_id.to_string()).or_default().0 += 1;
             }
             Ok(Event::Remix(r)) => {
-                per_image.entry(r.image_id.to_string()).or_insert(Observed { views: 0, remixes: 0 }).remixes += 1;
+                per_image
+                    .entry(r.image_id.to_string())
+                    .or_insert(Observed {
+                        views: 0,
+                        remixes: 0,
+                    })
+                    .remixes += 1;
                 per_user.entry(r.remixer_id.to_string()).or_default().1 += 1;
             }
             _ => {}
@@ -131,7 +151,12 @@ fn raw_remix_counts_carry_follower_and_age_bias_and_some_quality() {
     let truth = read_truth(&summary.truth).unwrap();
     let ids = truth.column("image_id").unwrap().str().unwrap().clone();
     let quality = truth.column("quality").unwrap().f64().unwrap().clone();
-    let followers = truth.column("creator_followers").unwrap().u64().unwrap().clone();
+    let followers = truth
+        .column("creator_followers")
+        .unwrap()
+        .u64()
+        .unwrap()
+        .clone();
     let published = truth
         .column("published_at")
         .unwrap()
@@ -142,7 +167,9 @@ fn raw_remix_counts_carry_follower_and_age_bias_and_some_quality() {
     let phash = truth.column("phash").unwrap().u64().unwrap().clone();
 
     let (mut remixes, mut rate, mut q, mut f, mut age) = (vec![], vec![], vec![], vec![], vec![]);
-    let end = Timestamp::parse_rfc3339("2026-01-03T00:00:00Z").unwrap().as_micros();
+    let end = Timestamp::parse_rfc3339("2026-01-03T00:00:00Z")
+        .unwrap()
+        .as_micros();
     for i in 0..truth.height() {
         let id = ids.get(i).unwrap();
         let obs = per_image.get(id).map_or((0, 0), |o| (o.views, o.remixes));
@@ -156,11 +183,22 @@ fn raw_remix_counts_carry_follower_and_age_bias_and_some_quality() {
     let by_age = spearman(&age, &remixes);
     let by_quality = spearman(&q, &remixes);
     let rate_by_quality = spearman(&q, &rate);
-    eprintln!("spearman remixes~followers {by_followers:.3} ~age {by_age:.3} ~quality {by_quality:.3}; rate~quality {rate_by_quality:.3}");
-    assert!(by_followers > 0.25, "followers drive raw remixes: {by_followers}");
+    eprintln!(
+        "spearman remixes~followers {by_followers:.3} ~age {by_age:.3} ~quality {by_quality:.3}; rate~quality {rate_by_quality:.3}"
+    );
+    assert!(
+        by_followers > 0.25,
+        "followers drive raw remixes: {by_followers}"
+    );
     assert!(by_age > 0.1, "older images have more remixes: {by_age}");
-    assert!(by_quality > 0.1 && by_quality < 0.6, "quality matters but does not dominate raw counts: {by_quality}");
-    assert!(rate_by_quality > by_quality, "view-normalised rates reveal quality better");
+    assert!(
+        by_quality > 0.1 && by_quality < 0.6,
+        "quality matters but does not dominate raw counts: {by_quality}"
+    );
+    assert!(
+        rate_by_quality > by_quality,
+        "view-normalised rates reveal quality better"
+    );
 
     // Spam remixers remix about everything they view; ordinary users rarely do.
     let heavy: Vec<_> = per_user
@@ -171,14 +209,20 @@ fn raw_remix_counts_carry_follower_and_age_bias_and_some_quality() {
     assert!((heavy.len() as f64) < 0.05 * per_user.len() as f64);
 
     // Reposts exist, point at real images, and their synthetic hash is near the source's.
-    let index: HashMap<&str, usize> = (0..truth.height()).map(|i| (ids.get(i).unwrap(), i)).collect();
+    let index: HashMap<&str, usize> = (0..truth.height())
+        .map(|i| (ids.get(i).unwrap(), i))
+        .collect();
     let mut reposts = 0;
     for i in 0..truth.height() {
         if let Some(source) = repost_of.get(i) {
             reposts += 1;
             let s = index[source];
             assert!((phash.get(i).unwrap() ^ phash.get(s).unwrap()).count_ones() <= 3);
-            assert_eq!(quality.get(i), quality.get(s), "a repost is the same picture");
+            assert_eq!(
+                quality.get(i),
+                quality.get(s),
+                "a repost is the same picture"
+            );
         }
     }
     assert!(reposts > 20, "reposts: {reposts}");

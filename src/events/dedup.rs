@@ -89,7 +89,10 @@ mod tests {
         assert!(dedup.first_sighting("e1", at(0)));
         assert!(!dedup.first_sighting("e1", at(0)));
         assert!(dedup.first_sighting("e2", at(1)));
-        assert!(!dedup.first_sighting("e1", at(0)), "still inside the horizon");
+        assert!(
+            !dedup.first_sighting("e1", at(0)),
+            "still inside the horizon"
+        );
         assert!(dedup.first_sighting("e3", at(5)));
         assert_eq!(dedup.remembered(), 1, "hours 0 and 1 are evicted");
     }

@@ -90,8 +90,11 @@ impl Intake {
 
     /// Records a rejection decided after intake (for example a `late` event in curation), so the
     /// balance `lines = valid + duplicates + dead_letters` keeps holding.
-    pub fn reject_after_intake(&mut self, reason: Reason) {
-        self.counts.valid -= 1;
+    pub fn reject_after_intake(&mut self, kind: EventKind, reason: Reason) {
+        self.counts.valid = self.counts.valid.saturating_sub(1);
+        if let Some(count) = self.counts.by_kind.get_mut(&kind) {
+            *count = count.saturating_sub(1);
+        }
         self.counts.count_dead(reason);
     }
 

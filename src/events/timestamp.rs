@@ -71,7 +71,11 @@ impl Timestamp {
         let hour = digits(b, 11, 2)?;
         let minute = digits(b, 14, 2)?;
         let second = digits(b, 17, 2)?;
-        if b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't') || b[13] != b':' || b[16] != b':'
+        if b[4] != b'-'
+            || b[7] != b'-'
+            || !matches!(b[10], b'T' | b't')
+            || b[13] != b':'
+            || b[16] != b':'
         {
             return Err(TimestampError("bad separators"));
         }
@@ -160,7 +164,9 @@ impl Serialize for Timestamp {
 }
 
 fn digits(b: &[u8], start: usize, len: usize) -> Result<i64, TimestampError> {
-    let slice = b.get(start..start + len).ok_or(TimestampError("too short"))?;
+    let slice = b
+        .get(start..start + len)
+        .ok_or(TimestampError("too short"))?;
     let mut value = 0i64;
     for &c in slice {
         if !c.is_ascii_digit() {

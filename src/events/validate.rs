@@ -90,10 +90,7 @@ impl Validator {
             ));
         }
         let text = std::str::from_utf8(bytes).map_err(|e| {
-            Rejection::new(
-                Reason::InvalidUtf8,
-                format!("at byte {}", e.valid_up_to()),
-            )
+            Rejection::new(Reason::InvalidUtf8, format!("at byte {}", e.valid_up_to()))
         })?;
         let text = text.trim_end_matches(['\r', '\n']);
         let raw: RawEvent<'a> = serde_json::from_str(text).map_err(classify_json_error)?;
@@ -123,7 +120,9 @@ impl Validator {
         let image_id = self.id(raw.image_id, "image_id")?;
         Ok(match kind {
             EventKind::Publish => {
-                let creator_followers = raw.creator_followers.ok_or_else(|| missing("creator_followers"))?;
+                let creator_followers = raw
+                    .creator_followers
+                    .ok_or_else(|| missing("creator_followers"))?;
                 if creator_followers > self.limits.max_followers {
                     return Err(Rejection::new(
                         Reason::InvalidValue,
@@ -218,7 +217,10 @@ impl Validator {
                 format!("over {} characters", self.limits.max_prompt_chars),
             ));
         }
-        if prompt.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
+        if prompt
+            .chars()
+            .any(|c| c.is_control() && c != '\n' && c != '\t')
+        {
             return Err(Rejection::new(
                 Reason::InvalidValue,
                 "prompt contains control characters",
@@ -258,7 +260,10 @@ fn unsafe_uri_reason(uri: &str) -> Option<&'static str> {
         return Some("backslash");
     }
     let lower = uri.to_ascii_lowercase();
-    if ["%2e", "%2f", "%5c", "%00"].iter().any(|p| lower.contains(p)) {
+    if ["%2e", "%2f", "%5c", "%00"]
+        .iter()
+        .any(|p| lower.contains(p))
+    {
         return Some("percent-encoded dot, slash or NUL");
     }
     let path = match lower.split_once("://") {
@@ -394,7 +399,10 @@ mod tests {
         };
         assert_eq!(p.prompt, "a \"quoted\" fox");
         let remix = r#"{"v":1,"kind":"remix","event_id":"e3","ts":"2026-01-01T00:00:00Z","image_id":"i1","remixer_id":"u2","remix_image_id":"i9"}"#;
-        assert_eq!(validator().parse(remix.as_bytes()).unwrap().kind(), EventKind::Remix);
+        assert_eq!(
+            validator().parse(remix.as_bytes()).unwrap().kind(),
+            EventKind::Remix
+        );
     }
 
     #[test]
@@ -410,19 +418,43 @@ mod tests {
         let cases = [
             (r#"{"v":1,"kind":"view""#, Reason::MalformedJson),
             (r#"{"v":"1","kind":"view"}"#, Reason::WrongType),
-            (r#"{"v":1,"kind":"like","event_id":"e1"}"#, Reason::UnknownKind),
+            (
+                r#"{"v":1,"kind":"like","event_id":"e1"}"#,
+                Reason::UnknownKind,
+            ),
             (r#"{"v":2,"kind":"view"}"#, Reason::UnsupportedVersion),
-            (r#"{"v":1,"kind":"view","event_id":"e1","ts":"2026-01-01T00:00:00Z","image_id":"i1"}"#, Reason::MissingField),
-            (r#"{"v":1,"kind":"view","event_id":"e 1","ts":"2026-01-01T00:00:00Z","image_id":"i1","viewer_id":"u1"}"#, Reason::InvalidId),
-            (r#"{"v":1,"kind":"view","event_id":"e1","ts":"01/01/2026","image_id":"i1","viewer_id":"u1"}"#, Reason::InvalidTimestamp),
-            (r#"{"v":1,"kind":"view","event_id":"e1","ts":"1970-01-01T00:00:00Z","image_id":"i1","viewer_id":"u1"}"#, Reason::TimestampOutOfRange),
-            (r#"{"v":1,"kind":"view","event_id":"e1","ts":"2999-01-01T00:00:00Z","image_id":"i1","viewer_id":"u1"}"#, Reason::TimestampOutOfRange),
-            (r#"{"v":1,"kind":"remix","event_id":"e1","ts":"2026-01-01T00:00:00Z","image_id":"i1","remixer_id":"u1","remix_image_id":"i1"}"#, Reason::InvalidValue),
+            (
+                r#"{"v":1,"kind":"view","event_id":"e1","ts":"2026-01-01T00:00:00Z","image_id":"i1"}"#,
+                Reason::MissingField,
+            ),
+            (
+                r#"{"v":1,"kind":"view","event_id":"e 1","ts":"2026-01-01T00:00:00Z","image_id":"i1","viewer_id":"u1"}"#,
+                Reason::InvalidId,
+            ),
+            (
+                r#"{"v":1,"kind":"view","event_id":"e1","ts":"01/01/2026","image_id":"i1","viewer_id":"u1"}"#,
+                Reason::InvalidTimestamp,
+            ),
+            (
+                r#"{"v":1,"kind":"view","event_id":"e1","ts":"1970-01-01T00:00:00Z","image_id":"i1","viewer_id":"u1"}"#,
+                Reason::TimestampOutOfRange,
+            ),
+            (
+                r#"{"v":1,"kind":"view","event_id":"e1","ts":"2999-01-01T00:00:00Z","image_id":"i1","viewer_id":"u1"}"#,
+                Reason::TimestampOutOfRange,
+            ),
+            (
+                r#"{"v":1,"kind":"remix","event_id":"e1","ts":"2026-01-01T00:00:00Z","image_id":"i1","remixer_id":"u1","remix_image_id":"i1"}"#,
+                Reason::InvalidValue,
+            ),
         ];
         for (line, expected) in cases {
             assert_eq!(reason(line), Some(expected), "{line}");
         }
-        assert_eq!(validator().parse(b"{\"v\":1,\xff}").unwrap_err().reason, Reason::InvalidUtf8);
+        assert_eq!(
+            validator().parse(b"{\"v\":1,\xff}").unwrap_err().reason,
+            Reason::InvalidUtf8
+        );
     }
 
     #[test]
@@ -439,7 +471,12 @@ mod tests {
         ] {
             assert!(unsafe_uri_reason(bad).is_some(), "{bad}");
         }
-        for good in ["images/i1.png", "s3://bucket/images/i1.png", "https://cdn.example/i1.png", "a..b.png"] {
+        for good in [
+            "images/i1.png",
+            "s3://bucket/images/i1.png",
+            "https://cdn.example/i1.png",
+            "a..b.png",
+        ] {
             assert_eq!(unsafe_uri_reason(good), None, "{good}");
         }
     }

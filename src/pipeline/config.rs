@@ -25,6 +25,43 @@ pub struct PipelineConfig {
     pub validation: Limits,
     #[serde(default)]
     pub ingest: IngestConfig,
+    #[serde(default)]
+    pub curate: crate::curate::CurateConfig,
+    /// Where the streaming consumer reads (used when `ingest.source = "kafka"`).
+    #[serde(default)]
+    pub kafka: Option<KafkaConfig>,
+    /// Object storage for images and triplets: a local folder, `file://` or `s3://` URL.
+    #[serde(default)]
+    pub object_store: Option<ObjectStoreConfig>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaConfig {
+    pub brokers: String,
+    pub topic: String,
+    pub group: String,
+    /// Invalid messages are copied here as well as to the catalog's dead-letter table.
+    pub dead_letter_topic: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ObjectStoreConfig {
+    /// Root for triplet files and model artefacts.
+    pub out: String,
+    /// Root the events' `image_uri`s are relative to.
+    pub images: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum IngestSource {
+    /// JSON-lines files (`ingest.events`, or the simulate stage's output).
+    #[default]
+    Files,
+    /// The Kafka consumer group in `[kafka]`.
+    Kafka,
 }
 
 fn default_data_dir() -> PathBuf {
@@ -71,6 +108,7 @@ impl Default for SimulateConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct IngestConfig {
+    pub source: IngestSource,
     /// Event files; empty means the simulate stage's output.
     pub events: Vec<PathBuf>,
     /// How long event ids are remembered for de-duplication, in hours of event time.
@@ -82,6 +120,7 @@ pub struct IngestConfig {
 impl Default for IngestConfig {
     fn default() -> Self {
         Self {
+            source: IngestSource::Files,
             events: Vec::new(),
             dedup_horizon_hours: 6.0,
             batch_size: 20_000,
@@ -198,6 +237,16 @@ users = 10
         assert_eq!(config.catalog.url, "postgres://x@y/z");
         assert_eq!(config.simulate.users, Some(500));
         assert_eq!(config.ingest.batch_size, 7);
+    }
+
+    #[test]
+    fn shipped_pipelines_parse() {
+        for name in ["local", "production"] {
+            let path = format!("pipelines/{name}.toml");
+            let text = std::fs::read_to_string(&path).unwrap();
+            let config = PipelineConfig::from_toml_with_env(&text, []).unwrap();
+            assert_eq!(config.name, name);
+        }
     }
 
     #[test]

@@ -7,7 +7,9 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use crate::events::{DeadLetter, Event, Intake, IntakeCounts, Outcome, Publish, SourcePosition, Validator};
+use crate::events::{
+    DeadLetter, Event, Intake, IntakeCounts, Outcome, Publish, SourcePosition, Validator,
+};
 use crate::sources::file::JsonlReader;
 use crate::store::{Catalog, CounterDelta};
 
@@ -42,8 +44,10 @@ pub async fn ingest_files(
     validator: Validator,
     dedup_horizon_hours: f64,
     batch_size: usize,
+    progress: bool,
 ) -> Result<IngestReport, StageError> {
     let started = Instant::now();
+    let bar = crate::progress::counter(progress, "ingesting lines");
     let max_record = validator.limits().max_payload_bytes;
     let mut intake = Intake::new(validator, dedup_horizon_hours);
     let mut totals = Totals::default();
@@ -69,11 +73,15 @@ pub async fn ingest_files(
                 Outcome::Dead(letter) => batch.dead.push(letter),
             }
             if batch.records >= batch_size.max(1) {
-                totals.flush(catalog, run_id, std::mem::take(&mut batch)).await?;
+                totals
+                    .flush(catalog, run_id, std::mem::take(&mut batch))
+                    .await?;
             }
         }
+        bar.inc(batch.records as u64);
         totals.flush(catalog, run_id, batch).await?;
     }
+    bar.finish_and_clear();
     let counts = intake.into_counts();
     Ok(IngestReport {
         files: files.to_vec(),
@@ -97,7 +105,12 @@ struct Totals {
 
 impl Totals {
     /// Publishes go first so that views of images published in the same batch find them.
-    async fn flush(&mut self, catalog: &Catalog, run_id: &str, batch: Batch) -> Result<(), StageError> {
+    async fn flush(
+        &mut self,
+        catalog: &Catalog,
+        run_id: &str,
+        batch: Batch,
+    ) -> Result<(), StageError> {
         self.images_inserted += catalog.insert_images(&batch.publishes).await?;
         let mut deltas: Vec<CounterDelta> = batch
             .counters

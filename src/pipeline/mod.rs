@@ -29,6 +29,10 @@ pub enum StageError {
     Simulator(#[from] SimulatorError),
     #[error(transparent)]
     Catalog(#[from] CatalogError),
+    #[error(transparent)]
+    Objects(#[from] crate::store::ObjectError),
+    #[error("parquet: {0}")]
+    Parquet(#[from] polars::error::PolarsError),
     #[error("{path}: {source}")]
     Io {
         path: String,

@@ -6,14 +6,14 @@ use std::time::Instant;
 use serde::Serialize;
 use tracing::info;
 
-use super::config::PipelineConfig;
+use super::config::{IngestSource, PipelineConfig};
 use super::{StageError, ingest};
 use crate::events::{Timestamp, Validator};
 use crate::sources::simulator::{self, Scenario, SimulateOptions};
 use crate::store::{Catalog, RunStatus};
 
 /// Stages this build can run, in their natural order.
-pub const STAGES: &[&str] = &["simulate", "ingest"];
+pub const STAGES: &[&str] = &["simulate", "ingest", "curate"];
 
 #[derive(Debug, Clone, Serialize)]
 pub struct StageSummary {
@@ -32,7 +32,10 @@ pub struct PipelineSummary {
     pub seconds: f64,
 }
 
-pub async fn run_pipeline(config: &PipelineConfig, progress: bool) -> Result<PipelineSummary, StageError> {
+pub async fn run_pipeline(
+    config: &PipelineConfig,
+    progress: bool,
+) -> Result<PipelineSummary, StageError> {
     for stage in &config.stages {
         if !STAGES.contains(&stage.as_str()) {
             return Err(StageError::UnknownStage {
@@ -44,12 +47,18 @@ pub async fn run_pipeline(config: &PipelineConfig, progress: bool) -> Result<Pip
     let started = Instant::now();
     std::fs::create_dir_all(&config.data_dir).map_err(|e| StageError::io(&config.data_dir, e))?;
     let catalog = Catalog::open(&config.catalog.url).await?;
-    let run_id = format!("{}-{}", config.name, chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ"));
+    let run_id = format!(
+        "{}-{}",
+        config.name,
+        chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ")
+    );
     let mut stages = Vec::new();
     for (index, stage) in config.stages.iter().enumerate() {
         info!(stage = %stage, step = index + 1, of = config.stages.len(), "stage starting");
         let params = serde_json::to_value(config).unwrap_or_default();
-        catalog.start_run(&run_id, stage, &config.name, &params).await?;
+        catalog
+            .start_run(&run_id, stage, &config.name, &params)
+            .await?;
         let stage_started = Instant::now();
         let outcome = run_stage(stage, config, &catalog, &run_id, progress).await;
         let seconds = stage_started.elapsed().as_secs_f64();
@@ -69,7 +78,13 @@ pub async fn run_pipeline(config: &PipelineConfig, progress: bool) -> Result<Pip
             Err(error) => {
                 let message = error.to_string();
                 catalog
-                    .finish_run(&run_id, stage, RunStatus::Failed, &serde_json::Value::Null, Some(&message))
+                    .finish_run(
+                        &run_id,
+                        stage,
+                        RunStatus::Failed,
+                        &serde_json::Value::Null,
+                        Some(&message),
+                    )
                     .await?;
                 catalog.close().await;
                 return Err(error);
@@ -105,6 +120,14 @@ async fn run_stage(
             serde_json::to_value(summary)
         }
         "ingest" => {
+            if config.ingest.source == IngestSource::Kafka {
+                return Err(StageError::Failed {
+                    stage: stage.into(),
+                    message: "ingest.source = \"kafka\": the streaming Kafka consumer is not \
+                              part of this build yet; use source = \"files\""
+                        .into(),
+                });
+            }
             let validator = Validator::new(config.validation.clone(), Timestamp::now())?;
             let files = ingest_files(config);
             let report = ingest::ingest_files(
@@ -114,9 +137,18 @@ async fn run_stage(
                 validator,
                 config.ingest.dedup_horizon_hours,
                 config.ingest.batch_size,
+                progress,
             )
             .await?;
             serde_json::to_value(report)
+        }
+        "curate" => {
+            let options = curate_options(config, run_id, progress)?;
+            let summary = crate::curate::curate(&options, Some(catalog)).await?;
+            if let Some(evaluation) = &summary.evaluation {
+                info!("curation against ground truth\n{}", evaluation.table());
+            }
+            serde_json::to_value(summary)
         }
         other => {
             return Err(StageError::UnknownStage {
@@ -132,7 +164,10 @@ async fn run_stage(
 }
 
 /// The scenario file, then the pipeline's overrides of it.
-pub fn simulate_options(config: &PipelineConfig, progress: bool) -> Result<SimulateOptions, StageError> {
+pub fn simulate_options(
+    config: &PipelineConfig,
+    progress: bool,
+) -> Result<SimulateOptions, StageError> {
     let sim = &config.simulate;
     let mut scenario = match &sim.scenario {
         Some(path) => Scenario::load(path)?,
@@ -157,6 +192,47 @@ pub fn simulate_options(config: &PipelineConfig, progress: bool) -> Result<Simul
     })
 }
 
+/// Curation of the simulate stage's output (or `ingest.events`), judged against the
+/// simulator's truth when it is there.
+pub fn curate_options(
+    config: &PipelineConfig,
+    run_id: &str,
+    progress: bool,
+) -> Result<crate::curate::CurateOptions, StageError> {
+    let sim_out = config.data_path(&config.simulate.out);
+    let (images, out) = match &config.object_store {
+        Some(store) => (store.images.clone(), store.out.clone()),
+        None => (
+            sim_out.join("images").display().to_string(),
+            config
+                .data_path(std::path::Path::new("curated"))
+                .display()
+                .to_string(),
+        ),
+    };
+    let truth = sim_out.join("truth.parquet");
+    let image_dedup = if config.simulate.images || config.object_store.is_some() {
+        crate::curate::ImageDedup::Pixels
+    } else if truth.exists() {
+        crate::curate::ImageDedup::Supplied(truth.clone())
+    } else {
+        crate::curate::ImageDedup::Off
+    };
+    Ok(crate::curate::CurateOptions {
+        events: ingest_files(config),
+        images: Some(images),
+        out,
+        config: config.curate.clone(),
+        limits: config.validation.clone(),
+        now: Timestamp::now(),
+        dedup_horizon_hours: config.ingest.dedup_horizon_hours,
+        image_dedup,
+        truth: truth.exists().then_some(truth),
+        run_id: run_id.to_owned(),
+        progress,
+    })
+}
+
 fn ingest_files(config: &PipelineConfig) -> Vec<PathBuf> {
     if config.ingest.events.is_empty() {
         let out = config.data_path(&config.simulate.out);
@@ -167,6 +243,11 @@ fn ingest_files(config: &PipelineConfig) -> Vec<PathBuf> {
         };
         vec![out.join(name)]
     } else {
-        config.ingest.events.iter().map(|p| config.data_path(p)).collect()
+        config
+            .ingest
+            .events
+            .iter()
+            .map(|p| config.data_path(p))
+            .collect()
     }
 }

@@ -78,7 +78,10 @@ pub fn write_dead_letter(out: &mut impl Write, letter: &DeadLetter) -> std::io::
         raw_len: u64,
         raw_preview: String,
     }
-    let preview: String = String::from_utf8_lossy(&letter.raw).chars().take(300).collect();
+    let preview: String = String::from_utf8_lossy(&letter.raw)
+        .chars()
+        .take(300)
+        .collect();
     serde_json::to_writer(
         &mut *out,
         &Line {

@@ -41,10 +41,18 @@ impl JsonlReader {
         } else {
             Box::new(file)
         };
-        Ok(Self::from_reader(reader, path.display().to_string(), max_record_bytes))
+        Ok(Self::from_reader(
+            reader,
+            path.display().to_string(),
+            max_record_bytes,
+        ))
     }
 
-    pub fn from_reader(reader: Box<dyn BufRead + Send>, path: String, max_record_bytes: usize) -> Self {
+    pub fn from_reader(
+        reader: Box<dyn BufRead + Send>,
+        path: String,
+        max_record_bytes: usize,
+    ) -> Self {
         Self {
             reader,
             path,
@@ -128,7 +136,11 @@ mod tests {
         let got = records(b"a\r\n\nbc", 100);
         assert_eq!(
             got,
-            vec![(b"a".to_vec(), 1, 1), (vec![], 0, 2), (b"bc".to_vec(), 2, 3)]
+            vec![
+                (b"a".to_vec(), 1, 1),
+                (vec![], 0, 2),
+                (b"bc".to_vec(), 2, 3)
+            ]
         );
         assert!(records(b"", 100).is_empty());
         assert_eq!(records(b"x\n", 100).len(), 1);

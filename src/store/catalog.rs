@@ -11,6 +11,7 @@ use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 use sqlx::types::Json;
 
+use crate::curate::window::ClosedImage;
 use crate::events::{DeadLetter, Publish, SourcePosition};
 
 #[derive(Debug, thiserror::Error)]
@@ -77,6 +78,25 @@ pub struct CounterDelta {
     pub remixes: i64,
 }
 
+/// One triplet file in the manifest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ManifestEntry {
+    pub uri: String,
+    pub rows: i64,
+    pub blake3: String,
+    pub split: String,
+    pub dt: String,
+}
+
+/// An image whose session curation has finished with, and what curation learnt about it.
+#[derive(Debug, Clone, Copy)]
+pub struct CuratedImage<'a> {
+    pub image: &'a ClosedImage,
+    pub phash: Option<u64>,
+    pub prompt_key: &'a str,
+    pub prompt_cluster: &'a str,
+}
+
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
 pub struct TableCounts {
     pub images: i64,
@@ -115,7 +135,12 @@ impl Catalog {
             }
             // One writer at a time is all SQLite allows; a single connection also keeps an
             // in-memory database alive and shared.
-            Pool::Sqlite(SqlitePoolOptions::new().max_connections(1).connect_with(options).await?)
+            Pool::Sqlite(
+                SqlitePoolOptions::new()
+                    .max_connections(1)
+                    .connect_with(options)
+                    .await?,
+            )
         } else {
             return Err(CatalogError::UnsupportedUrl(url.to_owned()));
         };
@@ -308,7 +333,11 @@ impl Catalog {
         Ok(())
     }
 
-    pub async fn run_status(&self, run_id: &str, stage: &str) -> Result<Option<String>, CatalogError> {
+    pub async fn run_status(
+        &self,
+        run_id: &str,
+        stage: &str,
+    ) -> Result<Option<String>, CatalogError> {
         const SQL: &str = "SELECT status FROM runs WHERE run_id = $1 AND stage = $2";
         Ok(on_pool!(self, pool => sqlx::query_scalar::<_, String>(SQL)
             .bind(run_id)
@@ -341,14 +370,111 @@ impl Catalog {
         })
     }
 
+    /// Records triplet files and marks their sessions' images curated, in ONE transaction: a
+    /// crash leaves either both or neither, and a file written before the crash is simply
+    /// rewritten (same content, same name) by the next run.
+    pub async fn record_emission(
+        &self,
+        run_id: &str,
+        files: &[ManifestEntry],
+        images: &[CuratedImage<'_>],
+    ) -> Result<u64, CatalogError> {
+        const IMAGE_SQL: &str = "INSERT INTO images (image_id, creator_id, generation_id, prompt, \
+            image_uri, model, creator_followers, published_at, publish_event_id, views, remixes, \
+            prompt_key, prompt_cluster, phash, emitted_run_id, emitted_at) \
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) \
+            ON CONFLICT (image_id) DO UPDATE SET views = excluded.views, \
+            remixes = excluded.remixes, prompt_key = excluded.prompt_key, \
+            prompt_cluster = excluded.prompt_cluster, phash = excluded.phash, \
+            emitted_run_id = excluded.emitted_run_id, emitted_at = excluded.emitted_at";
+        const FILE_SQL: &str = "INSERT INTO triplet_files (uri, rows, blake3, split, dt, run_id, \
+            created_at) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (uri) DO NOTHING";
+        let now = Utc::now();
+        let mut new_files = 0;
+        on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            for curated in images {
+                let r = &curated.image.record;
+                sqlx::query(IMAGE_SQL)
+                    .bind(r.image_id.as_str())
+                    .bind(r.creator_id.as_str())
+                    .bind(r.generation_id.as_str())
+                    .bind(r.prompt.as_ref())
+                    .bind(r.image_uri.as_str())
+                    .bind(r.model.as_str())
+                    .bind(i64::try_from(r.creator_followers).unwrap_or(i64::MAX))
+                    .bind(r.published_at.to_chrono())
+                    .bind(r.publish_event_id.as_str())
+                    .bind(i64::from(curated.image.views))
+                    .bind(i64::from(curated.image.remixes))
+                    .bind(curated.prompt_key)
+                    .bind(curated.prompt_cluster)
+                    // Stored bit for bit: SQL has no unsigned 64-bit integer.
+                    .bind(curated.phash.map(|h| h as i64))
+                    .bind(run_id)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            for file in files {
+                new_files += sqlx::query(FILE_SQL)
+                    .bind(file.uri.as_str())
+                    .bind(file.rows)
+                    .bind(file.blake3.as_str())
+                    .bind(file.split.as_str())
+                    .bind(file.dt.as_str())
+                    .bind(run_id)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+            }
+            tx.commit().await?;
+        });
+        Ok(new_files)
+    }
+
+    pub async fn curated_image_ids(&self) -> Result<Vec<String>, CatalogError> {
+        const SQL: &str = "SELECT image_id FROM images WHERE emitted_run_id IS NOT NULL";
+        Ok(on_pool!(self, pool => sqlx::query_scalar::<_, String>(SQL).fetch_all(pool).await?))
+    }
+
+    /// Perceptual hashes already computed, oldest image first (the order originals are known in).
+    pub async fn known_phashes(&self) -> Result<Vec<(String, u64)>, CatalogError> {
+        const SQL: &str = "SELECT image_id, phash FROM images WHERE phash IS NOT NULL \
+            ORDER BY published_at, image_id";
+        let rows =
+            on_pool!(self, pool => sqlx::query_as::<_, (String, i64)>(SQL).fetch_all(pool).await?);
+        Ok(rows.into_iter().map(|(id, h)| (id, h as u64)).collect())
+    }
+
+    pub async fn manifest(&self) -> Result<Vec<ManifestEntry>, CatalogError> {
+        const SQL: &str = "SELECT uri, rows, blake3, split, dt FROM triplet_files ORDER BY uri";
+        let rows = on_pool!(self, pool => sqlx::query_as::<_, (String, i64, String, String, String)>(SQL)
+            .fetch_all(pool)
+            .await?);
+        Ok(rows
+            .into_iter()
+            .map(|(uri, rows, blake3, split, dt)| ManifestEntry {
+                uri,
+                rows,
+                blake3,
+                split,
+                dt,
+            })
+            .collect())
+    }
+
     /// Latest time any run of `stage` finished, for triggers and reports.
     pub async fn last_finished(&self, stage: &str) -> Result<Option<DateTime<Utc>>, CatalogError> {
         const SQL: &str = "SELECT finished_at FROM runs WHERE stage = $1 AND status = 'succeeded' \
             ORDER BY finished_at DESC LIMIT 1";
-        Ok(on_pool!(self, pool => sqlx::query_scalar::<_, Option<DateTime<Utc>>>(SQL)
+        Ok(
+            on_pool!(self, pool => sqlx::query_scalar::<_, Option<DateTime<Utc>>>(SQL)
             .bind(stage)
             .fetch_optional(pool)
             .await?
-            .flatten()))
+            .flatten()),
+        )
     }
 }

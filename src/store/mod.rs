@@ -2,5 +2,9 @@
 //! storage, and dead letters.
 
 pub mod catalog;
+pub mod objects;
 
-pub use catalog::{Catalog, CatalogError, CounterDelta, RunStatus, TableCounts};
+pub use catalog::{
+    Catalog, CatalogError, CounterDelta, CuratedImage, ManifestEntry, RunStatus, TableCounts,
+};
+pub use objects::{ObjectError, ObjectRoot};

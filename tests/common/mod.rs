@@ -27,7 +27,10 @@ impl ScratchDatabase {
             .execute(&mut admin)
             .await
             .unwrap();
-        let base = admin_url.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin_url);
+        let base = admin_url
+            .rsplit_once('/')
+            .map(|(b, _)| b)
+            .unwrap_or(&admin_url);
         Self {
             url: format!("{base}/{name}"),
             admin_url,

@@ -23,7 +23,8 @@ impl Community {
             .map(|_| {
                 // Lomax: scale · (U^(-1/α) − 1), heavy-tailed with a mass of small accounts.
                 let u: f64 = rng.random_range(f64::MIN_POSITIVE..1.0);
-                let f = scenario.follower_scale * (u.powf(-1.0 / scenario.follower_pareto_alpha) - 1.0);
+                let f =
+                    scenario.follower_scale * (u.powf(-1.0 / scenario.follower_pareto_alpha) - 1.0);
                 f.min(cap).floor() as u64
             })
             .collect();
@@ -59,6 +60,10 @@ impl Community {
     /// A viewer for an image of `creator`: any user but the creator.
     pub fn random_viewer<R: Rng>(&self, rng: &mut R, creator: u64) -> u64 {
         let viewer = rng.random_range(0..self.users - 1);
-        if viewer >= creator { viewer + 1 } else { viewer }
+        if viewer >= creator {
+            viewer + 1
+        } else {
+            viewer
+        }
     }
 }

@@ -295,7 +295,9 @@ impl<'s> Generator<'s> {
         });
         self.next_session += 1;
         let session_mean = s.session_quality_sigma * self.normal();
-        let images = self.rng.random_range(s.session_min_images..=s.session_max_images);
+        let images = self
+            .rng
+            .random_range(s.session_min_images..=s.session_max_images);
         let spread = (s.session_spread_minutes * 60.0 * MICROS_PER_SECOND as f64) as i64;
         for i in 0..images {
             let offset = if i == 0 || spread == 0 {
@@ -455,7 +457,9 @@ impl<'s> Generator<'s> {
         let Some(mut image) = self.live.remove(&number) else {
             return Ok(());
         };
-        let viewer = self.community.random_viewer(&mut self.rng, image.session.creator);
+        let viewer = self
+            .community
+            .random_viewer(&mut self.rng, image.session.creator);
         let event = Event::View(View {
             event_id: self.new_event_id().into(),
             ts: Timestamp::from_micros(now),
@@ -475,10 +479,17 @@ impl<'s> Generator<'s> {
         };
         if self.rng.random::<f64>() < remix_probability {
             let delay: f64 = Exp1.sample(&mut self.rng);
-            let due = now + (delay * s.remix_delay_minutes * 60.0 * MICROS_PER_SECOND as f64) as i64;
+            let due =
+                now + (delay * s.remix_delay_minutes * 60.0 * MICROS_PER_SECOND as f64) as i64;
             if due < self.end {
                 image.pending_remixes += 1;
-                self.schedule(due, Action::Remix { image: number, remixer: viewer });
+                self.schedule(
+                    due,
+                    Action::Remix {
+                        image: number,
+                        remixer: viewer,
+                    },
+                );
             }
         }
         if let Some(due) = self.next_view_time(&mut image) {
@@ -596,7 +607,11 @@ fn corrupt<R: Rng>(rng: &mut R, line: &mut Vec<u8>) {
             let at = rng.random_range(0..line.len().max(1));
             line.insert(at.min(line.len()), 0);
         }
-        _ => replace(line, b"\"ts\":\"", b"\"ts\":\"1970-01-01T00:00:00Z\",\"was\":\""),
+        _ => replace(
+            line,
+            b"\"ts\":\"",
+            b"\"ts\":\"1970-01-01T00:00:00Z\",\"was\":\"",
+        ),
     }
 }
 

@@ -200,7 +200,10 @@ impl RenderPool {
         if let Some(error) = self.failure.lock().ok().and_then(|mut f| f.take()) {
             return Err(error);
         }
-        let sent = self.jobs.as_ref().map(|jobs| jobs.send((image_id.clone(), picture)));
+        let sent = self
+            .jobs
+            .as_ref()
+            .map(|jobs| jobs.send((image_id.clone(), picture)));
         match sent {
             Some(Ok(())) => Ok(()),
             _ => Err(SimulatorError::Render {
@@ -247,7 +250,12 @@ fn render_worker(
     }
 }
 
-fn render_one(dir: &Path, size: u32, image_id: &str, picture: &PictureSpec) -> Result<(), SimulatorError> {
+fn render_one(
+    dir: &Path,
+    size: u32,
+    image_id: &str,
+    picture: &PictureSpec,
+) -> Result<(), SimulatorError> {
     let spec = render::SceneSpec {
         prompt: &picture.prompt,
         seed: picture.render_seed,

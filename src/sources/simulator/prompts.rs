@@ -6,29 +6,93 @@ use rand::Rng;
 use rand::seq::IndexedRandom;
 
 const SUBJECTS: &[&str] = &[
-    "fox", "cat", "dog", "owl", "dragon", "castle", "mountain", "lighthouse", "robot", "city",
-    "forest", "sun", "moon", "ship", "tree", "house", "bird", "whale", "tower", "garden",
-    "astronaut", "samurai", "mushroom", "volcano", "bridge", "train", "lion", "jellyfish",
-    "temple", "island",
+    "fox",
+    "cat",
+    "dog",
+    "owl",
+    "dragon",
+    "castle",
+    "mountain",
+    "lighthouse",
+    "robot",
+    "city",
+    "forest",
+    "sun",
+    "moon",
+    "ship",
+    "tree",
+    "house",
+    "bird",
+    "whale",
+    "tower",
+    "garden",
+    "astronaut",
+    "samurai",
+    "mushroom",
+    "volcano",
+    "bridge",
+    "train",
+    "lion",
+    "jellyfish",
+    "temple",
+    "island",
 ];
 const COLOURS: &[&str] = &[
     "red", "blue", "golden", "green", "purple", "silver", "orange", "pink", "teal", "crimson",
     "black", "white", "emerald", "amber",
 ];
 const SETTINGS: &[&str] = &[
-    "in a misty forest", "at sunset", "under the stars", "in the desert", "on a snowy peak",
-    "by the sea", "in a neon city", "in the rain", "at dawn", "in a flower field",
-    "on an alien planet", "in a cozy room", "underwater", "in the clouds", "in a cathedral",
+    "in a misty forest",
+    "at sunset",
+    "under the stars",
+    "in the desert",
+    "on a snowy peak",
+    "by the sea",
+    "in a neon city",
+    "in the rain",
+    "at dawn",
+    "in a flower field",
+    "on an alien planet",
+    "in a cozy room",
+    "underwater",
+    "in the clouds",
+    "in a cathedral",
 ];
 const STYLES: &[&str] = &[
-    "watercolor", "oil painting", "pixel art", "neon", "photorealistic", "studio ghibli style",
-    "low poly", "ink sketch", "synthwave", "impressionist", "3d render", "concept art",
+    "watercolor",
+    "oil painting",
+    "pixel art",
+    "neon",
+    "photorealistic",
+    "studio ghibli style",
+    "low poly",
+    "ink sketch",
+    "synthwave",
+    "impressionist",
+    "3d render",
+    "concept art",
 ];
 const EXTRAS: &[&str] = &[
-    "highly detailed", "8k", "dramatic lighting", "soft light", "wide angle", "cinematic",
-    "minimalist", "intricate", "vibrant colors", "bokeh",
+    "highly detailed",
+    "8k",
+    "dramatic lighting",
+    "soft light",
+    "wide angle",
+    "cinematic",
+    "minimalist",
+    "intricate",
+    "vibrant colors",
+    "bokeh",
 ];
-const FILLERS: &[&str] = &["very", "beautiful", "epic", "tiny", "giant", "ancient", "cute"];
+const FILLERS: &[&str] = &[
+    "very",
+    "beautiful",
+    "epic",
+    "tiny",
+    "giant",
+    "ancient",
+    "cute",
+];
 
 /// A fresh prompt, e.g. "a golden fox at sunset, watercolor, highly detailed".
 pub fn fresh_prompt<R: Rng>(rng: &mut R) -> String {
@@ -159,7 +223,10 @@ mod tests {
                 };
                 let (a, b) = (words(template), words(&variant));
                 let shared = a.intersection(&b).count() as f64;
-                assert!(shared / a.union(&b).count() as f64 > 0.6, "{template} / {variant}");
+                assert!(
+                    shared / a.union(&b).count() as f64 > 0.6,
+                    "{template} / {variant}"
+                );
             }
         }
     }

@@ -176,42 +176,153 @@ impl Scenario {
         self.start_ts()?;
         check(self.users >= 2, "users", "at least 2")?;
         check(positive(self.days), "days", "must be > 0")?;
-        check(share(self.creator_share) && self.creator_share > 0.0, "creator_share", "in (0, 1]")?;
-        check(positive(self.follower_pareto_alpha), "follower_pareto_alpha", "must be > 0")?;
-        check(positive(self.follower_scale), "follower_scale", "must be > 0")?;
-        check(positive(self.images_per_user_day), "images_per_user_day", "must be > 0")?;
+        check(
+            share(self.creator_share) && self.creator_share > 0.0,
+            "creator_share",
+            "in (0, 1]",
+        )?;
+        check(
+            positive(self.follower_pareto_alpha),
+            "follower_pareto_alpha",
+            "must be > 0",
+        )?;
+        check(
+            positive(self.follower_scale),
+            "follower_scale",
+            "must be > 0",
+        )?;
+        check(
+            positive(self.images_per_user_day),
+            "images_per_user_day",
+            "must be > 0",
+        )?;
         check(
             self.session_min_images >= 1 && self.session_min_images <= self.session_max_images,
             "session_min_images",
             "1 <= min <= session_max_images",
         )?;
-        check(self.session_spread_minutes >= 0.0, "session_spread_minutes", ">= 0")?;
-        check(share(self.diurnal_amplitude), "diurnal_amplitude", "in [0, 1]")?;
-        check(positive(self.view_rate_base), "view_rate_base", "must be > 0")?;
-        check(self.follower_exposure_exponent.is_finite(), "follower_exposure_exponent", "finite")?;
-        check(positive(self.exposure_half_life_hours), "exposure_half_life_hours", "> 0")?;
+        check(
+            self.session_spread_minutes >= 0.0,
+            "session_spread_minutes",
+            ">= 0",
+        )?;
+        check(
+            share(self.diurnal_amplitude),
+            "diurnal_amplitude",
+            "in [0, 1]",
+        )?;
+        check(
+            positive(self.view_rate_base),
+            "view_rate_base",
+            "must be > 0",
+        )?;
+        check(
+            self.follower_exposure_exponent.is_finite(),
+            "follower_exposure_exponent",
+            "finite",
+        )?;
+        check(
+            positive(self.exposure_half_life_hours),
+            "exposure_half_life_hours",
+            "> 0",
+        )?;
         check(self.exposure_sigma >= 0.0, "exposure_sigma", ">= 0")?;
-        check(positive(self.max_age_half_lives), "max_age_half_lives", "> 0")?;
-        check(self.session_quality_sigma >= 0.0, "session_quality_sigma", ">= 0")?;
-        check(self.image_quality_sigma >= 0.0, "image_quality_sigma", ">= 0")?;
+        check(
+            positive(self.max_age_half_lives),
+            "max_age_half_lives",
+            "> 0",
+        )?;
+        check(
+            self.session_quality_sigma >= 0.0,
+            "session_quality_sigma",
+            ">= 0",
+        )?;
+        check(
+            self.image_quality_sigma >= 0.0,
+            "image_quality_sigma",
+            ">= 0",
+        )?;
         check(
             self.remix_base_rate > 0.0 && self.remix_base_rate < 1.0,
             "remix_base_rate",
             "in (0, 1)",
         )?;
         check(self.quality_effect.is_finite(), "quality_effect", "finite")?;
-        check(self.remix_delay_minutes >= 0.0, "remix_delay_minutes", ">= 0")?;
-        check(share(self.trending_prompt_share), "trending_prompt_share", "in [0, 1]")?;
+        check(
+            self.remix_delay_minutes >= 0.0,
+            "remix_delay_minutes",
+            ">= 0",
+        )?;
+        check(
+            share(self.trending_prompt_share),
+            "trending_prompt_share",
+            "in [0, 1]",
+        )?;
         check(self.trending_templates >= 1, "trending_templates", ">= 1")?;
         check(self.trending_zipf_s >= 0.0, "trending_zipf_s", ">= 0")?;
-        check(share(self.near_dup_prompt_rate), "near_dup_prompt_rate", "in [0, 1]")?;
+        check(
+            share(self.near_dup_prompt_rate),
+            "near_dup_prompt_rate",
+            "in [0, 1]",
+        )?;
         check(share(self.repost_rate), "repost_rate", "in [0, 1]")?;
-        check(share(self.spam_remixer_share), "spam_remixer_share", "in [0, 1]")?;
-        check(share(self.spam_remix_probability), "spam_remix_probability", "in [0, 1]")?;
-        check(share(self.duplicate_delivery_rate), "duplicate_delivery_rate", "in [0, 1]")?;
-        check(share(self.late_delivery_rate), "late_delivery_rate", "in [0, 1]")?;
-        check(self.late_delivery_max_hours >= 0.0, "late_delivery_max_hours", ">= 0")?;
-        check(share(self.corrupt_line_rate), "corrupt_line_rate", "in [0, 1]")?;
+        check(
+            share(self.spam_remixer_share),
+            "spam_remixer_share",
+            "in [0, 1]",
+        )?;
+        check(
+            share(self.spam_remix_probability),
+            "spam_remix_probability",
+            "in [0, 1]",
+        )?;
+        check(
+            share(self.duplicate_delivery_rate),
+            "duplicate_delivery_rate",
+            "in [0, 1]",
+        )?;
+        check(
+            share(self.late_delivery_rate),
+            "late_delivery_rate",
+            "in [0, 1]",
+        )?;
+        check(
+            self.late_delivery_max_hours >= 0.0,
+            "late_delivery_max_hours",
+            ">= 0",
+        )?;
+        check(
+            share(self.corrupt_line_rate),
+            "corrupt_line_rate",
+            "in [0, 1]",
+        )?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_toml_is_the_built_in_default_and_every_scenario_is_valid() {
+        let default = Scenario::load(Path::new("pipelines/scenarios/default.toml")).unwrap();
+        assert_eq!(default, Scenario::default());
+        for entry in std::fs::read_dir("pipelines/scenarios").unwrap() {
+            let path = entry.unwrap().path();
+            let scenario = Scenario::load(&path).unwrap();
+            scenario.validate().unwrap();
+        }
+    }
+
+    #[test]
+    fn nonsense_knobs_are_refused_by_name() {
+        let scenario = Scenario {
+            remix_base_rate: 1.5,
+            ..Scenario::default()
+        };
+        let error = scenario.validate().unwrap_err().to_string();
+        assert!(error.contains("remix_base_rate"), "{error}");
+        assert!(Scenario::from_toml("user = 5").is_err(), "typos are errors");
     }
 }

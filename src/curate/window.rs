@@ -1,0 +1,624 @@
+//! Observation windows: who viewed and remixed each image inside
+//! `[published_at, published_at + window]`, and when a generation session can be closed.
+//!
+//! Event time drives everything. The watermark is the newest event time minus the allowed
+//! lateness; a session closes once its last image's window (plus the grace for further images of
+//! the session) lies behind the watermark. Only counts inside the window matter, so an image's
+//! age at the end of the stream no longer decides how many remixes it has. State is bounded by
+//! open windows: closed images are remembered only long enough to recognise late events.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+
+use crate::events::timestamp::MICROS_PER_HOUR;
+use crate::events::{DeadLetter, Event, Publish, Reason, Rejection, SourcePosition, Timestamp};
+
+use super::config::{CurateConfig, SpamRule};
+
+/// What curation keeps of a publish event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImageRecord {
+    pub image_id: String,
+    pub creator_id: String,
+    pub generation_id: String,
+    pub prompt: Arc<str>,
+    pub image_uri: String,
+    pub model: String,
+    pub creator_followers: u64,
+    pub published_at: Timestamp,
+    pub publish_event_id: String,
+}
+
+impl ImageRecord {
+    pub fn from_publish(p: &Publish<'_>) -> Self {
+        Self {
+            image_id: p.image_id.to_string(),
+            creator_id: p.creator_id.to_string(),
+            generation_id: p.generation_id.to_string(),
+            prompt: Arc::from(p.prompt.as_ref()),
+            image_uri: p.image_uri.to_string(),
+            model: p.model.to_string(),
+            creator_followers: p.creator_followers,
+            published_at: p.ts,
+            publish_event_id: p.event_id.to_string(),
+        }
+    }
+}
+
+/// An image whose window has closed, with its final in-window counts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClosedImage {
+    pub record: ImageRecord,
+    pub views: u32,
+    /// Remixes by users not judged spam remixers when the session closed.
+    pub remixes: u32,
+    pub spam_remixes: u32,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClosedSession {
+    pub creator_id: String,
+    pub generation_id: String,
+    /// Ordered by publish time, then image id.
+    pub images: Vec<ClosedImage>,
+}
+
+/// What happened to one valid event.
+#[derive(Debug, PartialEq)]
+pub enum Observation {
+    /// Counted in an open window (or opened one, for a publish).
+    Counted,
+    /// Valid, but outside its image's window: it changes no pair.
+    OutsideWindow,
+    /// Its image is not known yet; held until the image's publish arrives or cannot any more.
+    Buffered,
+    /// Refused (late, image published twice…): the caller dead-letters it.
+    Rejected(Rejection),
+}
+
+#[derive(Debug, Default, Clone, serde::Serialize, PartialEq, Eq)]
+pub struct WindowCounts {
+    pub counted: u64,
+    pub outside_window: u64,
+    pub buffered: u64,
+    pub late: u64,
+    pub unknown_image: u64,
+    pub open_images: u64,
+    pub open_sessions: u64,
+    pub closed_sessions: u64,
+}
+
+struct OpenImage {
+    record: ImageRecord,
+    views: u32,
+    remixers: Vec<u64>,
+}
+
+struct OpenSession {
+    images: Vec<String>,
+    close_at: i64,
+}
+
+type SessionKey = (String, String);
+
+struct Orphan {
+    ts: i64,
+    is_remix: bool,
+    user: u64,
+    raw: Vec<u8>,
+    position: SourcePosition,
+}
+
+pub struct Windows {
+    window: i64,
+    lateness: i64,
+    grace: i64,
+    spam: SpamRule,
+    newest: i64,
+    open_images: HashMap<String, OpenImage>,
+    sessions: HashMap<SessionKey, OpenSession>,
+    /// Candidate closing times; stale entries (the session grew since) are skipped.
+    closing: BinaryHeap<Reverse<(i64, SessionKey)>>,
+    /// Closed images, kept until no event could still fall inside their window: published_at.
+    closed_images: HashMap<String, i64>,
+    closed_sessions: HashSet<SessionKey>,
+    forget: VecDeque<(i64, String, SessionKey)>,
+    users: HashMap<u64, (u32, u32)>,
+    orphans: HashMap<String, Vec<Orphan>>,
+    orphan_expiry: BinaryHeap<Reverse<(i64, String)>>,
+    counts: WindowCounts,
+}
+
+fn hours(h: f64) -> i64 {
+    (h * MICROS_PER_HOUR as f64) as i64
+}
+
+pub fn user_key(user_id: &str) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(user_id.as_bytes())
+}
+
+impl Windows {
+    pub fn new(config: &CurateConfig) -> Self {
+        Self {
+            window: hours(config.window_hours),
+            lateness: hours(config.allowed_lateness_hours),
+            grace: hours(config.session_grace_hours),
+            spam: config.spam.clone(),
+            newest: i64::MIN,
+            open_images: HashMap::new(),
+            sessions: HashMap::new(),
+            closing: BinaryHeap::new(),
+            closed_images: HashMap::new(),
+            closed_sessions: HashSet::new(),
+            forget: VecDeque::new(),
+            users: HashMap::new(),
+            orphans: HashMap::new(),
+            orphan_expiry: BinaryHeap::new(),
+            counts: WindowCounts::default(),
+        }
+    }
+
+    pub fn watermark(&self) -> i64 {
+        self.newest.saturating_sub(self.lateness)
+    }
+
+    pub fn counts(&self) -> WindowCounts {
+        WindowCounts {
+            open_images: self.open_images.len() as u64,
+            open_sessions: self.sessions.len() as u64,
+            ..self.counts.clone()
+        }
+    }
+
+    /// Folds one valid event in. `raw` and `position` are only used if the event must wait
+    /// for its image's publish.
+    pub fn observe(
+        &mut self,
+        event: &Event<'_>,
+        raw: &[u8],
+        position: impl FnOnce() -> SourcePosition,
+    ) -> Observation {
+        let ts = event.ts().as_micros();
+        self.newest = self.newest.max(ts);
+        let observation = match event {
+            Event::Publish(p) => self.publish(p),
+            Event::View(v) => {
+                let user = user_key(&v.viewer_id);
+                self.users.entry(user).or_default().0 += 1;
+                self.interaction(&v.image_id, ts, false, user, raw, position)
+            }
+            Event::Remix(r) => {
+                let user = user_key(&r.remixer_id);
+                self.users.entry(user).or_default().1 += 1;
+                self.interaction(&r.image_id, ts, true, user, raw, position)
+            }
+        };
+        match &observation {
+            Observation::Counted => self.counts.counted += 1,
+            Observation::OutsideWindow => self.counts.outside_window += 1,
+            Observation::Buffered => self.counts.buffered += 1,
+            Observation::Rejected(r) if r.reason == Reason::Late => self.counts.late += 1,
+            Observation::Rejected(_) => {}
+        }
+        observation
+    }
+
+    fn publish(&mut self, p: &Publish<'_>) -> Observation {
+        let image_id = p.image_id.as_ref();
+        if self.open_images.contains_key(image_id) || self.closed_images.contains_key(image_id) {
+            return Observation::Rejected(Rejection::new(
+                Reason::InvalidValue,
+                format!("image {image_id} was already published"),
+            ));
+        }
+        let key = (p.creator_id.to_string(), p.generation_id.to_string());
+        if self.closed_sessions.contains(&key) {
+            return Observation::Rejected(Rejection::new(
+                Reason::Late,
+                format!("generation session {} of {} already closed", key.1, key.0),
+            ));
+        }
+        let record = ImageRecord::from_publish(p);
+        let published = record.published_at.as_micros();
+        let close_at = published + self.grace + self.window;
+        let session = self.sessions.entry(key.clone()).or_insert(OpenSession {
+            images: Vec::new(),
+            close_at,
+        });
+        session.images.push(image_id.to_owned());
+        session.close_at = session.close_at.max(close_at);
+        let close_at = session.close_at;
+        self.closing.push(Reverse((close_at, key)));
+        let mut open = OpenImage {
+            record,
+            views: 0,
+            remixers: Vec::new(),
+        };
+        if let Some(orphans) = self.orphans.remove(image_id) {
+            for orphan in orphans {
+                self.counts.buffered -= 1;
+                if in_window(orphan.ts, published, self.window) {
+                    open.count(orphan.is_remix, orphan.user);
+                    self.counts.counted += 1;
+                } else {
+                    self.counts.outside_window += 1;
+                }
+            }
+        }
+        self.open_images.insert(image_id.to_owned(), open);
+        Observation::Counted
+    }
+
+    fn interaction(
+        &mut self,
+        image_id: &str,
+        ts: i64,
+        is_remix: bool,
+        user: u64,
+        raw: &[u8],
+        position: impl FnOnce() -> SourcePosition,
+    ) -> Observation {
+        if let Some(open) = self.open_images.get_mut(image_id) {
+            let published = open.record.published_at.as_micros();
+            return if in_window(ts, published, self.window) {
+                open.count(is_remix, user);
+                Observation::Counted
+            } else {
+                Observation::OutsideWindow
+            };
+        }
+        if let Some(&published) = self.closed_images.get(image_id) {
+            return if in_window(ts, published, self.window) {
+                Observation::Rejected(Rejection::new(
+                    Reason::Late,
+                    format!("{image_id}'s window closed before this event arrived"),
+                ))
+            } else {
+                Observation::OutsideWindow
+            };
+        }
+        // The publish may still come (it can be delivered late); it cannot be later than `ts`,
+        // so once `ts + window + grace` is behind the watermark no window could take the event.
+        let expires = ts + self.window + self.grace;
+        self.orphan_expiry
+            .push(Reverse((expires, image_id.to_owned())));
+        self.orphans
+            .entry(image_id.to_owned())
+            .or_default()
+            .push(Orphan {
+                ts,
+                is_remix,
+                user,
+                raw: raw[..raw
+                    .len()
+                    .min(crate::events::dead_letter::MAX_KEPT_RAW_BYTES)]
+                    .to_vec(),
+                position: position(),
+            });
+        Observation::Buffered
+    }
+
+    /// Closes every session whose windows lie behind the watermark, and gives up on buffered
+    /// events no publish can claim any more (returned as `unknown_image` dead letters).
+    pub fn advance(&mut self) -> (Vec<ClosedSession>, Vec<DeadLetter>) {
+        let watermark = self.watermark();
+        let mut closed = Vec::new();
+        while let Some(Reverse((close_at, _))) = self.closing.peek() {
+            if *close_at > watermark {
+                break;
+            }
+            let Some(Reverse((close_at, key))) = self.closing.pop() else {
+                break;
+            };
+            let current = self.sessions.get(&key).map(|s| s.close_at);
+            if current != Some(close_at) {
+                continue;
+            }
+            if let Some(session) = self.close(key) {
+                closed.push(session);
+            }
+        }
+        closed.sort_by(|a, b| {
+            (
+                a.images.first().map(|i| i.record.published_at),
+                &a.creator_id,
+                &a.generation_id,
+            )
+                .cmp(&(
+                    b.images.first().map(|i| i.record.published_at),
+                    &b.creator_id,
+                    &b.generation_id,
+                ))
+        });
+        let mut expired = Vec::new();
+        while let Some(Reverse((expires, _))) = self.orphan_expiry.peek() {
+            if *expires > watermark {
+                break;
+            }
+            let Some(Reverse((_, image_id))) = self.orphan_expiry.pop() else {
+                break;
+            };
+            if let Some(orphans) = self.orphans.remove(&image_id) {
+                for orphan in orphans {
+                    self.counts.buffered -= 1;
+                    self.counts.unknown_image += 1;
+                    let rejection = Rejection::new(
+                        Reason::UnknownImage,
+                        format!("no publish event for {image_id} arrived in time"),
+                    );
+                    let raw_len = orphan.raw.len() as u64;
+                    expired.push(DeadLetter::new(
+                        &orphan.raw,
+                        raw_len,
+                        rejection,
+                        orphan.position,
+                    ));
+                }
+            }
+        }
+        self.forget_old(watermark);
+        (closed, expired)
+    }
+
+    /// End of a batch input: buffered events can no longer meet their publish.
+    pub fn drain_buffered(&mut self) -> Vec<DeadLetter> {
+        let mut ids: Vec<String> = self.orphans.keys().cloned().collect();
+        ids.sort();
+        self.orphan_expiry.clear();
+        let mut out = Vec::new();
+        for image_id in ids {
+            for orphan in self.orphans.remove(&image_id).unwrap_or_default() {
+                self.counts.buffered -= 1;
+                self.counts.unknown_image += 1;
+                let rejection = Rejection::new(
+                    Reason::UnknownImage,
+                    format!("no publish event for {image_id} in the input"),
+                );
+                let raw_len = orphan.raw.len() as u64;
+                out.push(DeadLetter::new(
+                    &orphan.raw,
+                    raw_len,
+                    rejection,
+                    orphan.position,
+                ));
+            }
+        }
+        out
+    }
+
+    fn close(&mut self, key: SessionKey) -> Option<ClosedSession> {
+        let session = self.sessions.remove(&key)?;
+        let mut images: Vec<ClosedImage> = session
+            .images
+            .iter()
+            .filter_map(|id| self.open_images.remove(id))
+            .map(|open| {
+                let spam_remixes = open
+                    .remixers
+                    .iter()
+                    .filter(|user| {
+                        let (views, remixes) = self.users.get(user).copied().unwrap_or_default();
+                        self.spam.is_spam(views, remixes)
+                    })
+                    .count() as u32;
+                ClosedImage {
+                    views: open.views,
+                    remixes: open.remixers.len() as u32 - spam_remixes,
+                    spam_remixes,
+                    record: open.record,
+                }
+            })
+            .collect();
+        images.sort_by(|a, b| {
+            (a.record.published_at, &a.record.image_id)
+                .cmp(&(b.record.published_at, &b.record.image_id))
+        });
+        let forget_at = session.close_at + self.window;
+        for image in &images {
+            self.closed_images.insert(
+                image.record.image_id.clone(),
+                image.record.published_at.as_micros(),
+            );
+            self.forget
+                .push_back((forget_at, image.record.image_id.clone(), key.clone()));
+        }
+        self.closed_sessions.insert(key.clone());
+        self.counts.closed_sessions += 1;
+        Some(ClosedSession {
+            creator_id: key.0,
+            generation_id: key.1,
+            images,
+        })
+    }
+
+    /// Sessions close in watermark order, so `forget` is sorted by time already.
+    fn forget_old(&mut self, watermark: i64) {
+        while let Some((at, _, _)) = self.forget.front() {
+            if *at > watermark {
+                break;
+            }
+            if let Some((_, image_id, key)) = self.forget.pop_front() {
+                self.closed_images.remove(&image_id);
+                self.closed_sessions.remove(&key);
+            }
+        }
+    }
+}
+
+impl OpenImage {
+    fn count(&mut self, is_remix: bool, user: u64) {
+        if is_remix {
+            self.remixers.push(user);
+        } else {
+            self.views += 1;
+        }
+    }
+}
+
+fn in_window(ts: i64, published: i64, window: i64) -> bool {
+    ts >= published && ts <= published + window
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::{Remix, View};
+
+    const T0: i64 = 1_767_225_600_000_000; // 2026-01-01T00:00:00Z
+
+    fn config() -> CurateConfig {
+        CurateConfig {
+            window_hours: 10.0,
+            allowed_lateness_hours: 1.0,
+            session_grace_hours: 2.0,
+            ..CurateConfig::default()
+        }
+    }
+
+    fn at(h: f64) -> Timestamp {
+        Timestamp::from_micros(T0 + hours(h))
+    }
+
+    fn publish(image: &'static str, generation: &'static str, h: f64) -> Event<'static> {
+        Event::Publish(Publish {
+            event_id: format!("p-{image}").into(),
+            ts: at(h),
+            image_id: image.into(),
+            creator_id: "c1".into(),
+            generation_id: generation.into(),
+            prompt: "a fox".into(),
+            image_uri: format!("{image}.png").into(),
+            model: "m".into(),
+            creator_followers: 3,
+        })
+    }
+
+    fn view(image: &'static str, user: &'static str, h: f64) -> Event<'static> {
+        Event::View(View {
+            event_id: "v".into(),
+            ts: at(h),
+            image_id: image.into(),
+            viewer_id: user.into(),
+        })
+    }
+
+    fn remix(image: &'static str, user: &'static str, h: f64) -> Event<'static> {
+        Event::Remix(Remix {
+            event_id: "r".into(),
+            ts: at(h),
+            image_id: image.into(),
+            remixer_id: user.into(),
+            remix_image_id: "x".into(),
+        })
+    }
+
+    fn pos() -> SourcePosition {
+        SourcePosition::File {
+            path: "t".into(),
+            line: 1,
+        }
+    }
+
+    fn observe(w: &mut Windows, e: Event<'static>) -> Observation {
+        w.observe(&e, b"{}", pos)
+    }
+
+    #[test]
+    fn counts_only_inside_the_window_edges_included() {
+        let mut w = Windows::new(&config());
+        assert_eq!(
+            observe(&mut w, publish("i1", "g1", 0.0)),
+            Observation::Counted
+        );
+        assert_eq!(observe(&mut w, view("i1", "u1", 0.0)), Observation::Counted);
+        assert_eq!(
+            observe(&mut w, view("i1", "u2", 10.0)),
+            Observation::Counted
+        );
+        assert_eq!(
+            observe(&mut w, view("i1", "u3", 10.001)),
+            Observation::OutsideWindow
+        );
+        // Nothing closes before window + grace + lateness have passed in event time.
+        observe(&mut w, view("i1", "u4", 12.9));
+        assert!(w.advance().0.is_empty());
+        observe(&mut w, view("i1", "u5", 13.0));
+        let (closed, _) = w.advance();
+        assert_eq!(closed.len(), 1);
+        assert_eq!(closed[0].images[0].views, 2);
+    }
+
+    #[test]
+    fn late_events_for_a_closed_window_are_refused_as_late() {
+        let mut w = Windows::new(&config());
+        observe(&mut w, publish("i1", "g1", 0.0));
+        observe(&mut w, view("i9", "u1", 20.0));
+        assert_eq!(w.advance().0.len(), 1);
+        match observe(&mut w, view("i1", "u2", 5.0)) {
+            Observation::Rejected(r) => assert_eq!(r.reason, Reason::Late),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            observe(&mut w, view("i1", "u2", 15.0)),
+            Observation::OutsideWindow
+        );
+        match observe(&mut w, publish("i2", "g1", 1.0)) {
+            Observation::Rejected(r) => assert_eq!(r.reason, Reason::Late, "session closed"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn events_before_their_publish_wait_for_it_or_expire() {
+        let mut w = Windows::new(&config());
+        assert_eq!(
+            observe(&mut w, view("i1", "u1", 1.0)),
+            Observation::Buffered
+        );
+        assert_eq!(
+            observe(&mut w, view("i2", "u1", 1.0)),
+            Observation::Buffered
+        );
+        observe(&mut w, publish("i1", "g1", 0.5));
+        observe(&mut w, view("i3", "u1", 30.0));
+        let (closed, expired) = w.advance();
+        assert_eq!(
+            closed[0].images[0].views, 1,
+            "the buffered view joined its window"
+        );
+        assert_eq!(expired.len(), 1);
+        assert_eq!(expired[0].reason, Reason::UnknownImage);
+        assert_eq!(w.counts().buffered, 1, "i3's own view still waits");
+        assert_eq!(w.drain_buffered().len(), 1);
+    }
+
+    #[test]
+    fn spam_remixers_do_not_count_as_remixes() {
+        let mut w = Windows::new(&config());
+        observe(&mut w, publish("i1", "g1", 0.0));
+        for i in 0..10 {
+            observe(&mut w, view("i1", "spammer", 0.1 * f64::from(i)));
+            observe(&mut w, remix("i1", "spammer", 0.1 * f64::from(i)));
+        }
+        observe(&mut w, view("i1", "fan", 1.0));
+        observe(&mut w, remix("i1", "fan", 1.1));
+        observe(&mut w, view("i9", "x", 40.0));
+        let (closed, _) = w.advance();
+        let image = &closed[0].images[0];
+        assert_eq!(
+            (image.views, image.remixes, image.spam_remixes),
+            (11, 1, 10)
+        );
+    }
+
+    #[test]
+    fn a_second_publish_of_one_image_is_refused() {
+        let mut w = Windows::new(&config());
+        observe(&mut w, publish("i1", "g1", 0.0));
+        assert!(matches!(
+            observe(&mut w, publish("i1", "g2", 0.1)),
+            Observation::Rejected(_)
+        ));
+    }
+}
