@@ -25,7 +25,7 @@ fn config(data_dir: &Path, catalog_url: &str) -> PipelineConfig {
 async fn check_run(config: &PipelineConfig, catalog_url: &str) {
     let summary = run_pipeline(config, false).await.unwrap();
     let stages: Vec<_> = summary.stages.iter().map(|s| s.stage.as_str()).collect();
-    assert_eq!(stages, ["simulate", "ingest"]);
+    assert_eq!(stages, ["simulate", "ingest", "curate"]);
     let simulated = &summary.stages[0].metrics;
     let ingested = &summary.stages[1].metrics;
     assert!(ingested["balanced"].as_bool().unwrap(), "{ingested}");
@@ -45,7 +45,18 @@ async fn check_run(config: &PipelineConfig, catalog_url: &str) {
         counts.dead_letters as u64,
         ingested["dead_letters"].as_u64().unwrap()
     );
-    assert_eq!(counts.runs, 2);
+    assert_eq!(counts.runs, 3);
+    let curated = &summary.stages[2].metrics;
+    assert!(curated["balanced"].as_bool().unwrap(), "{curated}");
+    assert_eq!(
+        counts.triplet_files as usize,
+        curated["files"].as_array().unwrap().len()
+    );
+    assert!(
+        curated["evaluation"]["curated"]["precision"]
+            .as_f64()
+            .is_some()
+    );
     assert_eq!(
         catalog
             .run_status(&summary.run_id, "ingest")
@@ -105,7 +116,7 @@ fn run_command_prints_one_json_summary_line() {
     assert_eq!(stdout.lines().count(), 1, "{stdout}");
     let summary: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(summary["pipeline"], "local");
-    assert_eq!(summary["stages"].as_array().unwrap().len(), 2);
+    assert_eq!(summary["stages"].as_array().unwrap().len(), 3);
 }
 
 #[test]
@@ -125,7 +136,7 @@ fn unknown_stage_is_a_clear_error() {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
-        stderr.contains("teleport") && stderr.contains("simulate, ingest"),
+        stderr.contains("teleport") && stderr.contains("simulate, ingest, curate"),
         "{stderr}"
     );
 }
