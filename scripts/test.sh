@@ -19,6 +19,12 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get install -y -qq "${need[@]}"
 fi
 
+# The object-store tests talk S3 to a moto_server they start on a free loopback port.
+if ! command -v moto_server >/dev/null; then
+  echo "installing moto[server]"
+  python3 -m pip install -q "moto[server]"
+fi
+
 # The catalog tests run against a real PostgreSQL at 127.0.0.1:5432.
 export SR_TEST_POSTGRES_URL="${SR_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}"
 if command -v pg_isready >/dev/null && ! pg_isready -q -h 127.0.0.1 -p 5432; then
