@@ -1,6 +1,5 @@
 //! `social-reward bench …`: throughput figures measured in one process, printed as JSON.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -86,7 +85,7 @@ pub fn parse(
 fn one_pass(data: &[u8]) -> Result<(crate::events::IntakeCounts, usize), StageError> {
     let validator = Validator::new(Default::default(), Timestamp::now())?;
     let mut intake = Intake::new(validator, 6.0);
-    let mut per_image: HashMap<Box<str>, (u32, u32)> = HashMap::new();
+    let mut per_image: crate::hashing::FastMap<Box<str>, (u32, u32)> = crate::hashing::fast_map();
     for (index, line) in data.split(|&b| b == b'\n').enumerate() {
         if line.is_empty() && index > 0 {
             continue;

@@ -8,6 +8,7 @@
 pub mod bench;
 pub mod curate;
 pub mod events;
+pub mod hashing;
 pub mod pipeline;
 pub mod progress;
 pub mod sources;

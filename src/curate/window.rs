@@ -9,10 +9,13 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
+use std::hash::BuildHasherDefault;
 use std::sync::Arc;
 
+use crate::events::dedup::PrehashedHasher;
 use crate::events::timestamp::MICROS_PER_HOUR;
 use crate::events::{DeadLetter, Event, Publish, Reason, Rejection, SourcePosition, Timestamp};
+use crate::hashing::{FastMap, fast_map};
 
 use super::config::{CurateConfig, SpamRule};
 
@@ -116,15 +119,16 @@ pub struct Windows {
     grace: i64,
     spam: SpamRule,
     newest: i64,
-    open_images: HashMap<String, OpenImage>,
-    sessions: HashMap<SessionKey, OpenSession>,
+    open_images: FastMap<String, OpenImage>,
+    sessions: FastMap<SessionKey, OpenSession>,
     /// Candidate closing times; stale entries (the session grew since) are skipped.
     closing: BinaryHeap<Reverse<(i64, SessionKey)>>,
     /// Closed images, kept until no event could still fall inside their window: published_at.
-    closed_images: HashMap<String, i64>,
+    closed_images: FastMap<String, i64>,
     closed_sessions: HashSet<SessionKey>,
     forget: VecDeque<(i64, String, SessionKey)>,
-    users: HashMap<u64, (u32, u32)>,
+    /// Keyed by an xxh3 of the user id already.
+    users: HashMap<u64, (u32, u32), BuildHasherDefault<PrehashedHasher>>,
     orphans: HashMap<String, Vec<Orphan>>,
     orphan_expiry: BinaryHeap<Reverse<(i64, String)>>,
     counts: WindowCounts,
@@ -146,13 +150,13 @@ impl Windows {
             grace: hours(config.session_grace_hours),
             spam: config.spam.clone(),
             newest: i64::MIN,
-            open_images: HashMap::new(),
-            sessions: HashMap::new(),
+            open_images: fast_map(),
+            sessions: fast_map(),
             closing: BinaryHeap::new(),
-            closed_images: HashMap::new(),
+            closed_images: fast_map(),
             closed_sessions: HashSet::new(),
             forget: VecDeque::new(),
-            users: HashMap::new(),
+            users: HashMap::default(),
             orphans: HashMap::new(),
             orphan_expiry: BinaryHeap::new(),
             counts: WindowCounts::default(),
