@@ -147,4 +147,5 @@ async fn simulate_curate_read_back() {
     );
     assert_eq!(eval.curated.near_duplicate_pairs, 0);
     assert_eq!(eval.curated.pictures_in_two_splits, 0);
+    assert_eq!(eval.curated.pictures_used_twice, 0);
 }

@@ -35,8 +35,10 @@ pub struct Quality {
     pub age_bias: f64,
     /// Largest share of triplets from one ground-truth prompt cluster.
     pub largest_cluster_share: f64,
-    /// Triplets with a repost on either side, or the same picture on both sides.
+    /// Triplets with the same picture (reposts resolved to their original) on both sides.
     pub near_duplicate_pairs: u64,
+    /// Pictures used under two or more image ids (an original and its repost, say).
+    pub pictures_used_twice: u64,
     /// Pictures (reposts resolved to their original) that appear in more than one split.
     pub pictures_in_two_splits: u64,
 }
@@ -89,6 +91,7 @@ impl Truth {
         let (mut correct, mut older, mut near_dups) = (0u64, 0u64, 0u64);
         let mut clusters: HashMap<&str, u64> = HashMap::new();
         let mut splits_of_picture: HashMap<&str, HashSet<&str>> = HashMap::new();
+        let mut ids_of_picture: HashMap<&str, HashSet<&str>> = HashMap::new();
         for (pos, neg, split) in pairs {
             let (Some(p), Some(n)) = (self.images.get(*pos), self.images.get(*neg)) else {
                 continue;
@@ -97,8 +100,15 @@ impl Truth {
             correct += u64::from(p.quality > n.quality);
             older += u64::from(p.published_at < n.published_at);
             *clusters.entry(p.cluster.as_str()).or_default() += 1;
-            let repost = p.root != *pos || n.root != *neg;
-            near_dups += u64::from(repost || p.root == n.root);
+            near_dups += u64::from(p.root == n.root);
+            ids_of_picture
+                .entry(p.root.as_str())
+                .or_default()
+                .insert(pos);
+            ids_of_picture
+                .entry(n.root.as_str())
+                .or_default()
+                .insert(neg);
             if let Some(split) = split {
                 splits_of_picture
                     .entry(p.root.as_str())
@@ -124,6 +134,7 @@ impl Truth {
             age_bias: share(older),
             largest_cluster_share: share(clusters.values().copied().max().unwrap_or(0)),
             near_duplicate_pairs: near_dups,
+            pictures_used_twice: ids_of_picture.values().filter(|s| s.len() > 1).count() as u64,
             pictures_in_two_splits: splits_of_picture.values().filter(|s| s.len() > 1).count()
                 as u64,
         }
@@ -211,7 +222,7 @@ impl Evaluation {
         ];
         let _ = writeln!(
             out,
-            "{:<16} {:>10} {:>10} {:>10} {:>9} {:>13} {:>10} {:>12}",
+            "{:<16} {:>10} {:>10} {:>10} {:>9} {:>13} {:>10} {:>12} {:>6}",
             "",
             "triplets",
             "precision",
@@ -219,12 +230,13 @@ impl Evaluation {
             "age bias",
             "max cluster",
             "near-dups",
-            "cross-split"
+            "cross-split",
+            "twice"
         );
         for (name, q) in rows {
             let _ = writeln!(
                 out,
-                "{:<16} {:>10} {:>10.4} {:>10.3} {:>9.3} {:>13.4} {:>10} {:>12}",
+                "{:<16} {:>10} {:>10.4} {:>10.3} {:>9.3} {:>13.4} {:>10} {:>12} {:>6}",
                 name,
                 q.triplets,
                 q.precision,
@@ -232,7 +244,8 @@ impl Evaluation {
                 q.age_bias,
                 q.largest_cluster_share,
                 q.near_duplicate_pairs,
-                q.pictures_in_two_splits
+                q.pictures_in_two_splits,
+                q.pictures_used_twice
             );
         }
         let _ = writeln!(out, "published images: {}", self.published_images);
