@@ -26,7 +26,7 @@ if ! command -v moto_server >/dev/null; then
 fi
 
 # The catalog tests run against a real PostgreSQL at 127.0.0.1:5432.
-export SR_TEST_POSTGRES_URL="${SR_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}"
+export SOCIAL_REWARD_TEST_POSTGRES_URL="${SOCIAL_REWARD_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}"
 if command -v pg_isready >/dev/null && ! pg_isready -q -h 127.0.0.1 -p 5432; then
   echo "starting PostgreSQL"
   pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n1)" main start || true

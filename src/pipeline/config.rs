@@ -8,6 +8,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::events::Limits;
 
+/// Every `SR_*` variable is an override, and an unknown key is an error rather than silently
+/// ignored: other tools' variables must not use this prefix.
 pub const ENV_PREFIX: &str = "SR_";
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -5,7 +5,7 @@ use sqlx::Connection;
 
 /// The PostgreSQL the tests run against (`scripts/test.sh` makes sure it is up).
 pub fn postgres_url() -> String {
-    std::env::var("SR_TEST_POSTGRES_URL")
+    std::env::var("SOCIAL_REWARD_TEST_POSTGRES_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
 }
 
