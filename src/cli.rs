@@ -243,19 +243,8 @@ pub fn main() -> Result<()> {
 }
 
 fn simulate(args: SimulateArgs, progress: bool) -> Result<simulator::SimulationSummary> {
-    let mut scenario = match &args.scenario {
-        Some(path) => Scenario::load(path)?,
-        None => Scenario::default(),
-    };
-    if let Some(users) = args.users {
-        scenario.users = users;
-    }
-    if let Some(days) = args.days {
-        scenario.days = days;
-    }
-    if let Some(seed) = args.seed {
-        scenario.seed = seed;
-    }
+    let scenario =
+        Scenario::load_with_overrides(args.scenario.as_deref(), args.users, args.days, args.seed)?;
     let options = SimulateOptions {
         out: args.out,
         scenario,

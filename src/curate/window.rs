@@ -343,23 +343,7 @@ impl Windows {
             let Some(Reverse((_, image_id))) = self.orphan_expiry.pop() else {
                 break;
             };
-            if let Some(orphans) = self.orphans.remove(&image_id) {
-                for orphan in orphans {
-                    self.counts.buffered -= 1;
-                    self.counts.unknown_image += 1;
-                    let rejection = Rejection::new(
-                        Reason::UnknownImage,
-                        format!("no publish event for {image_id} arrived in time"),
-                    );
-                    let raw_len = orphan.raw.len() as u64;
-                    expired.push(DeadLetter::new(
-                        &orphan.raw,
-                        raw_len,
-                        rejection,
-                        orphan.position,
-                    ));
-                }
-            }
+            expired.extend(self.give_up_on(&image_id, "arrived in time"));
         }
         self.forget_old(watermark);
         (closed, expired)
@@ -372,23 +356,27 @@ impl Windows {
         self.orphan_expiry.clear();
         let mut out = Vec::new();
         for image_id in ids {
-            for orphan in self.orphans.remove(&image_id).unwrap_or_default() {
-                self.counts.buffered -= 1;
-                self.counts.unknown_image += 1;
-                let rejection = Rejection::new(
-                    Reason::UnknownImage,
-                    format!("no publish event for {image_id} in the input"),
-                );
-                let raw_len = orphan.raw.len() as u64;
-                out.push(DeadLetter::new(
-                    &orphan.raw,
-                    raw_len,
-                    rejection,
-                    orphan.position,
-                ));
-            }
+            out.extend(self.give_up_on(&image_id, "in the input"));
         }
         out
+    }
+
+    /// Buffered events of `image_id` become `unknown_image` dead letters.
+    fn give_up_on(&mut self, image_id: &str, when: &str) -> Vec<DeadLetter> {
+        let orphans = self.orphans.remove(image_id).unwrap_or_default();
+        self.counts.buffered -= orphans.len() as u64;
+        self.counts.unknown_image += orphans.len() as u64;
+        orphans
+            .into_iter()
+            .map(|orphan| {
+                let rejection = Rejection::new(
+                    Reason::UnknownImage,
+                    format!("no publish event for {image_id} {when}"),
+                );
+                let raw_len = orphan.raw.len() as u64;
+                DeadLetter::new(&orphan.raw, raw_len, rejection, orphan.position)
+            })
+            .collect()
     }
 
     fn close(&mut self, key: SessionKey) -> Option<ClosedSession> {

@@ -169,19 +169,8 @@ pub fn simulate_options(
     progress: bool,
 ) -> Result<SimulateOptions, StageError> {
     let sim = &config.simulate;
-    let mut scenario = match &sim.scenario {
-        Some(path) => Scenario::load(path)?,
-        None => Scenario::default(),
-    };
-    if let Some(users) = sim.users {
-        scenario.users = users;
-    }
-    if let Some(days) = sim.days {
-        scenario.days = days;
-    }
-    if let Some(seed) = sim.seed {
-        scenario.seed = seed;
-    }
+    let scenario =
+        Scenario::load_with_overrides(sim.scenario.as_deref(), sim.users, sim.days, sim.seed)?;
     Ok(SimulateOptions {
         out: config.data_path(&sim.out),
         scenario,

@@ -153,6 +153,24 @@ impl Scenario {
         toml::from_str(text)
     }
 
+    /// The scenario in `path` (or the built-in default) with the command line's or pipeline's
+    /// overrides of its most used knobs.
+    pub fn load_with_overrides(
+        path: Option<&Path>,
+        users: Option<u64>,
+        days: Option<f64>,
+        seed: Option<u64>,
+    ) -> Result<Self, ScenarioError> {
+        let mut scenario = match path {
+            Some(path) => Self::load(path)?,
+            None => Self::default(),
+        };
+        scenario.users = users.unwrap_or(scenario.users);
+        scenario.days = days.unwrap_or(scenario.days);
+        scenario.seed = seed.unwrap_or(scenario.seed);
+        Ok(scenario)
+    }
+
     pub fn start_ts(&self) -> Result<Timestamp, ScenarioError> {
         Timestamp::parse_rfc3339(&self.start).map_err(|e| ScenarioError::Invalid {
             knob: "start",
