@@ -17,6 +17,10 @@ pub struct CurateConfig {
     /// A generation session is closed once its last image's window has closed and no further
     /// image of it can still be published: `session_grace_hours` after its last publish.
     pub session_grace_hours: f64,
+    /// How long closed images are remembered after their session closed: events for them in
+    /// that time are `late` or `outside_window`; later ones look like events of an unknown
+    /// image. Should cover how long feeds keep showing an image (the default scenario: 48 h).
+    pub remember_closed_hours: f64,
     /// Beta(prior_remixes, prior_non_remixes) prior on an image's remix rate.
     pub prior_remixes: f64,
     pub prior_non_remixes: f64,
@@ -41,6 +45,7 @@ impl Default for CurateConfig {
             window_hours: 12.0,
             allowed_lateness_hours: 1.0,
             session_grace_hours: 2.0,
+            remember_closed_hours: 72.0,
             prior_remixes: 1.0,
             prior_non_remixes: 20.0,
             min_confidence: 0.9,

@@ -124,9 +124,13 @@ pub struct Windows {
     /// Candidate closing times; stale entries (the session grew since) are skipped.
     closing: BinaryHeap<Reverse<(i64, SessionKey)>>,
     /// Closed images, kept until no event could still fall inside their window: published_at.
-    closed_images: FastMap<String, i64>,
+    /// Closed images by xxh3 of their id → published_at, remembered `remember_closed_hours`
+    /// so that views still arriving for them (feeds show images for days) are recognised as
+    /// outside their window rather than mistaken for events of an unknown image.
+    closed_images: HashMap<u64, i64, BuildHasherDefault<PrehashedHasher>>,
     closed_sessions: HashSet<SessionKey>,
-    forget: VecDeque<(i64, String, SessionKey)>,
+    forget: VecDeque<(i64, Vec<u64>, SessionKey)>,
+    remember: i64,
     /// Keyed by an xxh3 of the user id already.
     users: HashMap<u64, (u32, u32), BuildHasherDefault<PrehashedHasher>>,
     orphans: HashMap<String, Vec<Orphan>>,
@@ -136,6 +140,10 @@ pub struct Windows {
 
 fn hours(h: f64) -> i64 {
     (h * MICROS_PER_HOUR as f64) as i64
+}
+
+fn image_key(image_id: &str) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(image_id.as_bytes())
 }
 
 pub fn user_key(user_id: &str) -> u64 {
@@ -153,9 +161,10 @@ impl Windows {
             open_images: fast_map(),
             sessions: fast_map(),
             closing: BinaryHeap::new(),
-            closed_images: fast_map(),
+            closed_images: HashMap::default(),
             closed_sessions: HashSet::new(),
             forget: VecDeque::new(),
+            remember: hours(config.remember_closed_hours),
             users: HashMap::default(),
             orphans: HashMap::new(),
             orphan_expiry: BinaryHeap::new(),
@@ -210,7 +219,9 @@ impl Windows {
 
     fn publish(&mut self, p: &Publish<'_>) -> Observation {
         let image_id = p.image_id.as_ref();
-        if self.open_images.contains_key(image_id) || self.closed_images.contains_key(image_id) {
+        if self.open_images.contains_key(image_id)
+            || self.closed_images.contains_key(&image_key(image_id))
+        {
             return Observation::Rejected(Rejection::new(
                 Reason::InvalidValue,
                 format!("image {image_id} was already published"),
@@ -272,7 +283,7 @@ impl Windows {
                 Observation::OutsideWindow
             };
         }
-        if let Some(&published) = self.closed_images.get(image_id) {
+        if let Some(&published) = self.closed_images.get(&image_key(image_id)) {
             return if in_window(ts, published, self.window) {
                 Observation::Rejected(Rejection::new(
                     Reason::Late,
@@ -406,15 +417,15 @@ impl Windows {
             (a.record.published_at, &a.record.image_id)
                 .cmp(&(b.record.published_at, &b.record.image_id))
         });
-        let forget_at = session.close_at + self.window;
+        let forget_at = session.close_at + self.remember;
+        let mut keys = Vec::with_capacity(images.len());
         for image in &images {
-            self.closed_images.insert(
-                image.record.image_id.clone(),
-                image.record.published_at.as_micros(),
-            );
-            self.forget
-                .push_back((forget_at, image.record.image_id.clone(), key.clone()));
+            let id = image_key(&image.record.image_id);
+            self.closed_images
+                .insert(id, image.record.published_at.as_micros());
+            keys.push(id);
         }
+        self.forget.push_back((forget_at, keys, key.clone()));
         self.closed_sessions.insert(key.clone());
         self.counts.closed_sessions += 1;
         Some(ClosedSession {
@@ -430,8 +441,10 @@ impl Windows {
             if *at > watermark {
                 break;
             }
-            if let Some((_, image_id, key)) = self.forget.pop_front() {
-                self.closed_images.remove(&image_id);
+            if let Some((_, images, key)) = self.forget.pop_front() {
+                for id in images {
+                    self.closed_images.remove(&id);
+                }
                 self.closed_sessions.remove(&key);
             }
         }
@@ -602,6 +615,18 @@ mod tests {
             (image.views, image.remixes, image.spam_remixes),
             (11, 1, 10)
         );
+    }
+
+    #[test]
+    fn views_long_after_the_window_are_outside_it_not_unknown() {
+        let mut w = Windows::new(&config());
+        observe(&mut w, publish("i1", "g1", 0.0));
+        observe(&mut w, view("i9", "x", 30.0));
+        assert_eq!(w.advance().0.len(), 1);
+        // Feeds keep showing images for days; such views are not orphans.
+        observe(&mut w, view("i8", "x", 40.0));
+        w.advance();
+        assert_eq!(observe(&mut w, view("i1", "u1", 40.0)), Observation::OutsideWindow);
     }
 
     #[test]
