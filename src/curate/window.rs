@@ -626,7 +626,10 @@ mod tests {
         // Feeds keep showing images for days; such views are not orphans.
         observe(&mut w, view("i8", "x", 40.0));
         w.advance();
-        assert_eq!(observe(&mut w, view("i1", "u1", 40.0)), Observation::OutsideWindow);
+        assert_eq!(
+            observe(&mut w, view("i1", "u1", 40.0)),
+            Observation::OutsideWindow
+        );
     }
 
     #[test]
