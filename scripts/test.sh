@@ -19,8 +19,8 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get install -y -qq "${need[@]}"
 fi
 
-# The object-store tests talk S3 to a moto_server they start on a free loopback port.
-if ! command -v moto_server >/dev/null; then
+# The object-store tests talk S3 to moto's server (python3 -m moto.server) on a free loopback port.
+if ! python3 -c "import moto.server, flask" 2>/dev/null; then
   echo "installing moto[server]"
   python3 -m pip install -q "moto[server]"
 fi

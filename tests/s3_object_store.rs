@@ -1,4 +1,4 @@
-//! Triplets written through object_store to a real S3-protocol server (moto_server, started
+//! Triplets written through object_store to a real S3-protocol server (moto's server, started
 //! here on a free loopback port; `scripts/test.sh` installs it).
 
 use std::io::{Read, Write};
@@ -26,8 +26,17 @@ fn start_moto() -> (Server, u16) {
         .local_addr()
         .unwrap()
         .port();
-    let child = Command::new("moto_server")
-        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+    // `python3 -m` rather than the `moto_server` script: a fresh pip install may not have put
+    // the script on PATH yet (pyenv shims need a rehash).
+    let child = Command::new("python3")
+        .args([
+            "-m",
+            "moto.server",
+            "-H",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
