@@ -38,20 +38,7 @@ pub fn parse(
         None => {
             scratch =
                 std::env::temp_dir().join(format!("social-reward-bench-{}", std::process::id()));
-            let scenario = Scenario {
-                users,
-                days,
-                ..Scenario::default()
-            };
-            let summary = simulator::simulate(&SimulateOptions {
-                out: scratch.clone(),
-                scenario,
-                images: false,
-                image_size: 64,
-                gzip: false,
-                progress: false,
-            })?;
-            summary.events
+            simulate_without_images(&scratch, users, days)?.events
         }
     };
     let data = std::fs::read(&file).map_err(|e| StageError::io(&file, e))?;
@@ -150,18 +137,7 @@ pub async fn curate(
     let (file, truth) = match events {
         Some(path) => (path.to_path_buf(), None),
         None => {
-            let summary = simulator::simulate(&SimulateOptions {
-                out: scratch.clone(),
-                scenario: Scenario {
-                    users,
-                    days,
-                    ..Scenario::default()
-                },
-                images: false,
-                image_size: 64,
-                gzip: false,
-                progress: false,
-            })?;
+            let summary = simulate_without_images(&scratch, users, days)?;
             (summary.events, Some(summary.truth))
         }
     };
@@ -278,4 +254,24 @@ print(time.perf_counter() - t, n, threads)
         parts.next()?.parse().ok()?,
         parts.next()?.parse().ok()?,
     ))
+}
+
+/// A default-scenario community of `users` over `days`, events and truth only, in `out`.
+fn simulate_without_images(
+    out: &Path,
+    users: u64,
+    days: f64,
+) -> Result<simulator::SimulationSummary, StageError> {
+    Ok(simulator::simulate(&SimulateOptions {
+        out: out.to_path_buf(),
+        scenario: Scenario {
+            users,
+            days,
+            ..Scenario::default()
+        },
+        images: false,
+        image_size: 64,
+        gzip: false,
+        progress: false,
+    })?)
 }
