@@ -34,7 +34,7 @@ if command -v pg_isready >/dev/null && ! pg_isready -q -h 127.0.0.1 -p 5432; the
 fi
 
 echo "== cargo fmt --check"
-cargo fmt --all -- --check
+cargo fmt -- --check
 echo "== cargo clippy"
 cargo clippy --all-targets --locked -- -D warnings
 echo "== docker-compose.yml parses"

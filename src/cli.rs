@@ -1,5 +1,7 @@
 //! The command line: parse arguments, call the library, print one JSON summary line on stdout.
 
+mod model;
+
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
@@ -42,6 +44,12 @@ enum Command {
     Curate(CurateArgs),
     /// Check event files: every line ends valid, duplicate or dead-lettered, with its reason.
     Validate(ValidateArgs),
+    /// Train the reward model (CLIP + triplet loss) on curated triplets.
+    Train(model::TrainArgs),
+    /// Pairwise accuracy of a model and of its untrained baseline, with 95% intervals.
+    Eval(model::EvalArgs),
+    /// Score images against a prompt: one JSON line per image.
+    Score(model::ScoreArgs),
     /// Catalog administration.
     Db {
         #[command(subcommand)]
@@ -151,6 +159,14 @@ enum DbCommand {
 
 #[derive(Subcommand)]
 enum BenchCommand {
+    /// Reward-model training samples/s and scoring images/s (tiny and ViT-B/32 shapes).
+    Train {
+        /// Fewer steps (a smoke run).
+        #[arg(long)]
+        quick: bool,
+        #[arg(long)]
+        cpu: bool,
+    },
     /// Parse + validate + de-duplicate + aggregate events, single-threaded, from memory.
     Parse {
         /// Events file; default: simulate one into a temporary folder.
@@ -194,6 +210,9 @@ pub fn main() -> Result<()> {
             print(&summary)
         }
         Command::Validate(args) => print(&validate(args)?),
+        Command::Train(args) => print(&runtime()?.block_on(model::train(args, progress))?),
+        Command::Eval(args) => print(&runtime()?.block_on(model::eval(args))?),
+        Command::Score(args) => runtime()?.block_on(model::score(args)),
         Command::Curate(args) => print(&runtime()?.block_on(curate(args, progress))?),
         Command::Db {
             command: DbCommand::Migrate { db },
@@ -214,6 +233,9 @@ pub fn main() -> Result<()> {
                 migrations: migrations.1,
             })
         }
+        Command::Bench {
+            command: BenchCommand::Train { quick, cpu },
+        } => print(&social_reward::train::bench::run(quick, cpu)?),
         Command::Bench {
             command:
                 BenchCommand::Parse {

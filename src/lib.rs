@@ -13,3 +13,4 @@ pub mod pipeline;
 pub mod progress;
 pub mod sources;
 pub mod store;
+pub mod train;

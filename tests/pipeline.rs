@@ -1,5 +1,6 @@
-//! The main job end to end: `run` on a local pipeline (simulate → ingest) with SQLite, the same
-//! pipeline on PostgreSQL by configuration alone, and the CLI's one-line JSON summary.
+//! The main job end to end: `run` on a local pipeline (simulate → ingest → curate → train →
+//! eval) with SQLite, the same pipeline on PostgreSQL by configuration alone, and the CLI's
+//! one-line JSON summary.
 
 mod common;
 
@@ -18,6 +19,8 @@ fn config(data_dir: &Path, catalog_url: &str) -> PipelineConfig {
         ("SR_SIMULATE__DAYS".to_owned(), "1.0".to_owned()),
         ("SR_SIMULATE__IMAGE_SIZE".to_owned(), "32".to_owned()),
         ("SR_INGEST__BATCH_SIZE".to_owned(), "997".to_owned()),
+        ("SR_TRAIN__STEPS".to_owned(), "12".to_owned()),
+        ("SR_TRAIN__CHECKPOINT_EVERY".to_owned(), "5".to_owned()),
     ];
     PipelineConfig::from_toml_with_env(&text, vars).unwrap()
 }
@@ -25,7 +28,7 @@ fn config(data_dir: &Path, catalog_url: &str) -> PipelineConfig {
 async fn check_run(config: &PipelineConfig, catalog_url: &str) {
     let summary = run_pipeline(config, false).await.unwrap();
     let stages: Vec<_> = summary.stages.iter().map(|s| s.stage.as_str()).collect();
-    assert_eq!(stages, ["simulate", "ingest", "curate"]);
+    assert_eq!(stages, ["simulate", "ingest", "curate", "train", "eval"]);
     let simulated = &summary.stages[0].metrics;
     let ingested = &summary.stages[1].metrics;
     assert!(ingested["balanced"].as_bool().unwrap(), "{ingested}");
@@ -45,7 +48,7 @@ async fn check_run(config: &PipelineConfig, catalog_url: &str) {
         counts.dead_letters as u64,
         ingested["dead_letters"].as_u64().unwrap()
     );
-    assert_eq!(counts.runs, 3);
+    assert_eq!(counts.runs, 5);
     let curated = &summary.stages[2].metrics;
     assert!(curated["balanced"].as_bool().unwrap(), "{curated}");
     assert_eq!(
@@ -65,6 +68,17 @@ async fn check_run(config: &PipelineConfig, catalog_url: &str) {
             .as_deref(),
         Some("succeeded")
     );
+    // The model trained on the curated triplets is recorded, and evaluation reports the trained
+    // and the untrained model side by side.
+    let trained = &summary.stages[3].metrics;
+    assert_eq!(trained["steps"].as_u64(), Some(12), "{trained}");
+    let models = catalog.models().await.unwrap();
+    assert_eq!(models.len(), 1);
+    assert_eq!(models[0].1, trained["model_uri"].as_str().unwrap());
+    let evaluated = &summary.stages[4].metrics;
+    assert_eq!(evaluated["model"].as_str(), trained["model_uri"].as_str());
+    assert!(evaluated.get("accuracy").is_some() && evaluated.get("baseline_accuracy").is_some());
+    assert_eq!(evaluated["baseline_model"], trained["base_model"]);
     // Every valid view and remix is counted on its image or reported as unknown.
     let views_and_remixes = ingested["by_kind"]["view"].as_u64().unwrap_or(0)
         + ingested["by_kind"]["remix"].as_u64().unwrap_or(0);
@@ -105,6 +119,7 @@ fn run_command_prints_one_json_summary_line() {
         .env("SR_SIMULATE__USERS", "60")
         .env("SR_SIMULATE__DAYS", "0.5")
         .env("SR_SIMULATE__IMAGES", "false")
+        .env("SR_STAGES", r#"["simulate", "ingest", "curate"]"#)
         .output()
         .unwrap();
     assert!(

@@ -35,6 +35,74 @@ pub struct PipelineConfig {
     /// Object storage for images and triplets: a local folder, `file://` or `s3://` URL.
     #[serde(default)]
     pub object_store: Option<ObjectStoreConfig>,
+    #[serde(default)]
+    pub train: TrainConfig,
+    #[serde(default)]
+    pub eval: EvalConfig,
+}
+
+/// The reward model stage: what `social-reward train` takes as flags.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrainConfig {
+    /// `tiny` or a Hugging Face CLIP directory/URL.
+    pub model: String,
+    /// Total steps; when unset, `epochs` passes over the train split.
+    pub steps: Option<usize>,
+    pub epochs: usize,
+    pub seed: u64,
+    pub batch_size: usize,
+    pub learning_rate: f64,
+    pub weight_decay: f64,
+    pub margin: f64,
+    pub trainable: crate::train::Trainable,
+    pub eval_every: usize,
+    pub checkpoint_every: usize,
+    pub val_limit: usize,
+    pub cpu_only: bool,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        let paper = crate::train::TrainOptions::default();
+        Self {
+            model: "tiny".into(),
+            steps: paper.steps,
+            epochs: paper.epochs,
+            seed: paper.seed,
+            batch_size: paper.batch_size,
+            learning_rate: paper.learning_rate,
+            weight_decay: paper.weight_decay,
+            margin: paper.margin,
+            trainable: paper.trainable,
+            eval_every: paper.eval_every,
+            checkpoint_every: paper.checkpoint_every,
+            val_limit: paper.val_limit,
+            cpu_only: false,
+        }
+    }
+}
+
+/// The evaluation stage: pairwise accuracy of the trained model and its starting point.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EvalConfig {
+    pub split: String,
+    pub bootstrap: usize,
+    pub batch_size: usize,
+    pub limit: Option<usize>,
+}
+
+impl Default for EvalConfig {
+    fn default() -> Self {
+        let defaults = crate::train::EvalOptions::default();
+        Self {
+            split: defaults.split,
+            bootstrap: defaults.bootstrap,
+            batch_size: defaults.batch_size,
+            limit: defaults.limit,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -243,7 +311,7 @@ users = 10
 
     #[test]
     fn shipped_pipelines_parse() {
-        for name in ["local", "production"] {
+        for name in ["local", "production", "nightly"] {
             let path = format!("pipelines/{name}.toml");
             let text = std::fs::read_to_string(&path).unwrap();
             let config = PipelineConfig::from_toml_with_env(&text, []).unwrap();

@@ -31,6 +31,8 @@ pub enum StageError {
     Catalog(#[from] CatalogError),
     #[error(transparent)]
     Objects(#[from] crate::store::ObjectError),
+    #[error(transparent)]
+    Train(#[from] crate::train::TrainError),
     #[error("parquet: {0}")]
     Parquet(#[from] polars::error::PolarsError),
     #[error("{path}: {source}")]

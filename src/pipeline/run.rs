@@ -13,7 +13,7 @@ use crate::sources::simulator::{self, Scenario, SimulateOptions};
 use crate::store::{Catalog, RunStatus};
 
 /// Stages this build can run, in their natural order.
-pub const STAGES: &[&str] = &["simulate", "ingest", "curate"];
+pub const STAGES: &[&str] = &["simulate", "ingest", "curate", "train", "eval"];
 
 #[derive(Debug, Clone, Serialize)]
 pub struct StageSummary {
@@ -150,6 +150,28 @@ async fn run_stage(
             }
             serde_json::to_value(summary)
         }
+        "train" => {
+            let options = train_options(config, catalog, progress).await?;
+            let summary = crate::train::train(&options, Some(catalog), Some(run_id)).await?;
+            serde_json::to_value(summary)
+        }
+        "eval" => {
+            let train = train_options(config, catalog, false).await?;
+            let summary = crate::train::evaluate(&crate::train::EvalOptions {
+                model: format!("{}/model", train.out),
+                triplets: train.triplets,
+                images: train.images,
+                split: config.eval.split.clone(),
+                baseline: None,
+                batch_size: config.eval.batch_size,
+                bootstrap: config.eval.bootstrap,
+                seed: config.train.seed,
+                limit: config.eval.limit,
+                cpu_only: config.train.cpu_only,
+            })
+            .await?;
+            serde_json::to_value(summary)
+        }
         other => {
             return Err(StageError::UnknownStage {
                 name: other.into(),
@@ -219,6 +241,55 @@ pub fn curate_options(
         truth: truth.exists().then_some(truth),
         run_id: run_id.to_owned(),
         progress,
+    })
+}
+
+/// Training on what curation wrote. The model goes to `reward/<key>` under the output root,
+/// where the key digests the triplet files and the training settings: a restarted run with the
+/// same data resumes from its checkpoint, new data or settings start a new model.
+pub async fn train_options(
+    config: &PipelineConfig,
+    catalog: &Catalog,
+    progress: bool,
+) -> Result<crate::train::TrainOptions, StageError> {
+    let curate = curate_options(config, "", false)?;
+    let images = curate.images.unwrap_or_default();
+    let t = &config.train;
+    let mut key = blake3::Hasher::new();
+    let mut manifest = catalog.manifest().await?;
+    manifest.sort_by(|a, b| a.uri.cmp(&b.uri));
+    if manifest.is_empty() {
+        return Err(StageError::Failed {
+            stage: "train".into(),
+            message: "the catalog lists no triplet files: run the curate stage first".into(),
+        });
+    }
+    for entry in &manifest {
+        key.update(entry.uri.as_bytes());
+        key.update(entry.blake3.as_bytes());
+    }
+    key.update(&serde_json::to_vec(t).unwrap_or_default());
+    let key = key.finalize().to_hex();
+    let out = format!("{}/reward/{}", curate.out.trim_end_matches('/'), &key[..16]);
+    Ok(crate::train::TrainOptions {
+        triplets: curate.out,
+        images,
+        out,
+        model: crate::train::ModelChoice::parse(&t.model),
+        steps: t.steps,
+        epochs: t.epochs,
+        seed: t.seed,
+        batch_size: t.batch_size,
+        learning_rate: t.learning_rate,
+        weight_decay: t.weight_decay,
+        margin: t.margin,
+        trainable: t.trainable,
+        eval_every: t.eval_every,
+        checkpoint_every: t.checkpoint_every,
+        val_limit: t.val_limit,
+        cpu_only: t.cpu_only,
+        progress,
+        ..crate::train::TrainOptions::default()
     })
 }
 

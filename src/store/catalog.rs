@@ -309,6 +309,42 @@ impl Catalog {
         Ok(())
     }
 
+    /// Records a trained model (its directory URI, training config and metrics); a retrain that
+    /// produces the same weights (same id) updates the row.
+    pub async fn record_model(
+        &self,
+        model_id: &str,
+        uri: &str,
+        run_id: Option<&str>,
+        config: &serde_json::Value,
+        metrics: &serde_json::Value,
+    ) -> Result<(), CatalogError> {
+        const SQL: &str = "INSERT INTO models (model_id, uri, run_id, config, metrics, created_at) \
+            VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (model_id) DO UPDATE \
+            SET uri = excluded.uri, run_id = excluded.run_id, config = excluded.config, \
+            metrics = excluded.metrics";
+        on_pool!(self, pool => {
+            sqlx::query(SQL)
+                .bind(model_id)
+                .bind(uri)
+                .bind(run_id)
+                .bind(Json(config))
+                .bind(Json(metrics))
+                .bind(Utc::now())
+                .execute(pool)
+                .await?;
+        });
+        Ok(())
+    }
+
+    /// (model_id, uri) of every recorded model, oldest first.
+    pub async fn models(&self) -> Result<Vec<(String, String)>, CatalogError> {
+        const SQL: &str = "SELECT model_id, uri FROM models ORDER BY created_at, model_id";
+        Ok(
+            on_pool!(self, pool => sqlx::query_as::<_, (String, String)>(SQL).fetch_all(pool).await?),
+        )
+    }
+
     pub async fn finish_run(
         &self,
         run_id: &str,

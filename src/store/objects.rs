@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use futures::StreamExt;
 use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;
@@ -104,6 +105,26 @@ impl ObjectRoot {
         }
     }
 
+    /// Every key under `relative` (recursively; "" for the whole root), relative to the root,
+    /// sorted so that callers see a stable order whatever the store returns.
+    pub async fn list(&self, relative: &str) -> Result<Vec<String>, ObjectError> {
+        let prefix = if relative.is_empty() {
+            self.prefix.clone()
+        } else {
+            self.key(relative)?
+        };
+        let skip = self.prefix.parts().count();
+        let mut listing = self.store.list(Some(&prefix));
+        let mut keys = Vec::new();
+        while let Some(meta) = listing.next().await {
+            let location = meta?.location;
+            let relative: ObjectPath = location.parts().skip(skip).collect();
+            keys.push(relative.to_string());
+        }
+        keys.sort();
+        Ok(keys)
+    }
+
     /// Reads an object, refusing (before downloading) one larger than `limit` bytes.
     pub async fn get(&self, relative: &str, limit: u64) -> Result<Vec<u8>, ObjectError> {
         let key = self.key(relative)?;
@@ -131,6 +152,9 @@ mod tests {
         assert_eq!(root.get("a/b.bin", 10).await.unwrap(), vec![1, 2, 3]);
         assert!(root.exists("a/b.bin").await.unwrap());
         assert!(!root.exists("a/c.bin").await.unwrap());
+        root.put("a/d/e.bin", vec![4]).await.unwrap();
+        assert_eq!(root.list("").await.unwrap(), vec!["a/b.bin", "a/d/e.bin"]);
+        assert_eq!(root.list("a/d").await.unwrap(), vec!["a/d/e.bin"]);
         assert!(matches!(
             root.get("a/b.bin", 2).await,
             Err(ObjectError::TooLarge { .. })

@@ -94,6 +94,23 @@ const FILLERS: &[&str] = &[
     "cute",
 ];
 
+/// Every word a simulated prompt can contain (lowercase, sorted, without punctuation), plus
+/// the numbers of trend tags: the tiny reward model's vocabulary.
+pub fn vocabulary() -> Vec<String> {
+    let mut words: Vec<String> = [SUBJECTS, COLOURS, SETTINGS, STYLES, EXTRAS, FILLERS]
+        .iter()
+        .flat_map(|list| list.iter())
+        .flat_map(|phrase| phrase.split(|c: char| !c.is_alphanumeric()))
+        .chain(["a", "trending"])
+        .filter(|w| !w.is_empty())
+        .map(str::to_lowercase)
+        .chain((0..100).map(|d| d.to_string()))
+        .collect();
+    words.sort();
+    words.dedup();
+    words
+}
+
 /// A fresh prompt, e.g. "a golden fox at sunset, watercolor, highly detailed".
 pub fn fresh_prompt<R: Rng>(rng: &mut R) -> String {
     let subject = pick(rng, SUBJECTS);

@@ -1,0 +1,232 @@
+//! Pairwise accuracy: the share of (prompt, pos, neg) triplets where the model scores the
+//! preferred image at least as high as the other (ties count as correct, as in the paper), with
+//! a bootstrap 95% interval, for a trained model and its untrained starting point side by side.
+
+use rand::{Rng, SeedableRng};
+use serde::Serialize;
+
+use super::data::{ImageLoader, TripletRow, read_triplets};
+use super::model::RewardModel;
+use super::{TrainError, Trainable, device};
+use crate::store::ObjectRoot;
+
+/// Triplets scored, with what the model got right.
+#[derive(Debug, Default)]
+pub struct Judged {
+    pub correct: Vec<bool>,
+    pub unique_prompt: Vec<bool>,
+    /// Triplets dropped because an image could not be used.
+    pub skipped: usize,
+}
+
+impl Judged {
+    pub fn accuracy(&self) -> Option<f64> {
+        share(&self.correct)
+    }
+
+    pub fn unique_prompt_accuracy(&self) -> Option<f64> {
+        let subset: Vec<bool> = self
+            .correct
+            .iter()
+            .zip(&self.unique_prompt)
+            .filter(|(_, unique)| **unique)
+            .map(|(c, _)| *c)
+            .collect();
+        share(&subset)
+    }
+}
+
+fn share(flags: &[bool]) -> Option<f64> {
+    (!flags.is_empty()).then(|| flags.iter().filter(|c| **c).count() as f64 / flags.len() as f64)
+}
+
+/// Scores every row's two images against its prompt.
+pub async fn judge(
+    model: &RewardModel,
+    rows: &[TripletRow],
+    loader: &mut ImageLoader,
+    batch_size: usize,
+) -> Result<Judged, TrainError> {
+    let mut judged = Judged::default();
+    for chunk in rows.chunks(batch_size.max(1)) {
+        let paths: Vec<&str> = chunk
+            .iter()
+            .flat_map(|r| [r.pos_path.as_str(), r.neg_path.as_str()])
+            .collect();
+        let pixels = loader.load(&paths).await;
+        let mut prompts = Vec::new();
+        let mut images: Vec<&[f32]> = Vec::new();
+        let mut kept = Vec::new();
+        for (row, pair) in chunk.iter().zip(pixels.chunks(2)) {
+            match (&pair[0], &pair[1]) {
+                (Some(pos), Some(neg)) => {
+                    prompts.push(row.prompt.as_str());
+                    images.push(pos);
+                    images.push(neg);
+                    kept.push(row);
+                }
+                _ => judged.skipped += 1,
+            }
+        }
+        if kept.is_empty() {
+            continue;
+        }
+        // Each prompt twice, beside its positive then its negative image.
+        let doubled: Vec<&str> = prompts.iter().flat_map(|p| [*p, *p]).collect();
+        let scores = model.scores(&doubled, &model.pixel_batch(&images)?)?;
+        for (row, pair) in kept.iter().zip(scores.chunks(2)) {
+            judged.correct.push(pair[0] >= pair[1]);
+            judged.unique_prompt.push(row.unique_prompt);
+        }
+    }
+    Ok(judged)
+}
+
+/// Percentile bootstrap of the mean of `flags`: (low, high) of the central 95%.
+pub fn bootstrap_ci95(flags: &[bool], resamples: usize, seed: u64) -> Option<[f64; 2]> {
+    if flags.is_empty() || resamples == 0 {
+        return None;
+    }
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let n = flags.len();
+    let mut means: Vec<f64> = (0..resamples)
+        .map(|_| {
+            let hits = (0..n).filter(|_| flags[rng.random_range(0..n)]).count();
+            hits as f64 / n as f64
+        })
+        .collect();
+    means.sort_by(f64::total_cmp);
+    let at = |q: f64| means[((q * (resamples - 1) as f64).round() as usize).min(resamples - 1)];
+    Some([at(0.025), at(0.975)])
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct EvalOptions {
+    pub model: String,
+    pub triplets: String,
+    pub images: String,
+    pub split: String,
+    /// The untrained model compared against; by default the `base_model` of the model card.
+    pub baseline: Option<String>,
+    pub batch_size: usize,
+    pub bootstrap: usize,
+    pub seed: u64,
+    pub limit: Option<usize>,
+    pub cpu_only: bool,
+}
+
+impl Default for EvalOptions {
+    fn default() -> Self {
+        Self {
+            model: String::new(),
+            triplets: String::new(),
+            images: String::new(),
+            split: "test".into(),
+            baseline: None,
+            batch_size: 64,
+            bootstrap: 1000,
+            seed: 0,
+            limit: None,
+            cpu_only: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct EvalSummary {
+    pub model: String,
+    pub baseline_model: Option<String>,
+    pub split: String,
+    pub device: String,
+    pub pairs: usize,
+    pub skipped: usize,
+    pub accuracy: Option<f64>,
+    pub ci95: Option<[f64; 2]>,
+    pub baseline_accuracy: Option<f64>,
+    pub baseline_ci95: Option<[f64; 2]>,
+    /// The same on the val/test rows whose prompt cluster never occurs in train.
+    pub unique_prompt_pairs: usize,
+    pub unique_prompt_accuracy: Option<f64>,
+    pub baseline_unique_prompt_accuracy: Option<f64>,
+}
+
+/// The model card's `base_model`, when the model directory has one.
+async fn base_model_of(model_url: &str) -> Option<String> {
+    let root = ObjectRoot::open(model_url).ok()?;
+    let card = root.get(super::fit::MODEL_CARD_FILE, 16 << 20).await.ok()?;
+    let card: serde_json::Value = serde_json::from_slice(&card).ok()?;
+    card.get("base_model")?.as_str().map(str::to_owned)
+}
+
+pub async fn evaluate(options: &EvalOptions) -> Result<EvalSummary, TrainError> {
+    let device = device::pick(options.cpu_only)?;
+    let mut rows = read_triplets(&options.triplets, Some(&options.split))
+        .await?
+        .rows;
+    if let Some(limit) = options.limit {
+        rows.truncate(limit);
+    }
+    let model = RewardModel::load(&options.model, Trainable::Paper, false, &device).await?;
+    let mut loader = ImageLoader::new(&options.images, model.image_size(), 100_000)?;
+    let judged = judge(&model, &rows, &mut loader, options.batch_size).await?;
+    drop(model);
+    let baseline_url = match &options.baseline {
+        Some(url) => Some(url.clone()),
+        None => base_model_of(&options.model).await,
+    };
+    let baseline = match &baseline_url {
+        Some(url) => {
+            let base = RewardModel::load(url, Trainable::Paper, false, &device).await?;
+            let mut loader = ImageLoader::new(&options.images, base.image_size(), 100_000)?;
+            Some(judge(&base, &rows, &mut loader, options.batch_size).await?)
+        }
+        None => None,
+    };
+    Ok(EvalSummary {
+        model: options.model.clone(),
+        baseline_model: baseline_url,
+        split: options.split.clone(),
+        device: device::describe(&device),
+        pairs: judged.correct.len(),
+        skipped: judged.skipped,
+        accuracy: judged.accuracy(),
+        ci95: bootstrap_ci95(&judged.correct, options.bootstrap, options.seed),
+        baseline_accuracy: baseline.as_ref().and_then(Judged::accuracy),
+        baseline_ci95: baseline
+            .as_ref()
+            .and_then(|b| bootstrap_ci95(&b.correct, options.bootstrap, options.seed)),
+        unique_prompt_pairs: judged.unique_prompt.iter().filter(|u| **u).count(),
+        unique_prompt_accuracy: judged.unique_prompt_accuracy(),
+        baseline_unique_prompt_accuracy: baseline.as_ref().and_then(Judged::unique_prompt_accuracy),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bootstrap_brackets_the_mean_and_narrows_with_more_pairs() {
+        let small: Vec<bool> = (0..50).map(|i| i % 4 != 0).collect();
+        let large: Vec<bool> = (0..5000).map(|i| i % 4 != 0).collect();
+        let [lo, hi] = bootstrap_ci95(&small, 2000, 1).unwrap();
+        assert!(lo < 0.75 && 0.75 < hi, "{lo} {hi}");
+        let [lo2, hi2] = bootstrap_ci95(&large, 2000, 1).unwrap();
+        assert!(lo2 < 0.75 && 0.75 < hi2);
+        assert!(hi2 - lo2 < (hi - lo) / 5.0);
+        assert_eq!(bootstrap_ci95(&[], 100, 1), None);
+        assert_eq!(bootstrap_ci95(&[true; 10], 100, 1), Some([1.0, 1.0]));
+    }
+
+    #[test]
+    fn ties_count_as_correct_and_unique_prompts_are_a_subset() {
+        let judged = Judged {
+            correct: vec![true, false, true, true],
+            unique_prompt: vec![true, true, false, false],
+            skipped: 0,
+        };
+        assert_eq!(judged.accuracy(), Some(0.75));
+        assert_eq!(judged.unique_prompt_accuracy(), Some(0.5));
+        assert_eq!(Judged::default().accuracy(), None);
+    }
+}

@@ -1,0 +1,323 @@
+//! The model's shape as Hugging Face writes it (`config.json` of a `CLIPModel`), the tiny and
+//! ViT-B/32-sized configurations the code builds itself, and which weights a run trains.
+
+use candle_transformers::models::clip::{
+    ClipConfig, text_model::Activation, text_model::ClipTextConfig, vision_model::ClipVisionConfig,
+};
+use serde::{Deserialize, Serialize};
+
+use super::TrainError;
+
+/// `config.json` of a Hugging Face `CLIPModel`, reduced to what the architecture needs. Unknown
+/// keys (HF writes dozens) are ignored; missing ones take HF's own defaults.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClipSpec {
+    #[serde(default = "default_model_type")]
+    pub model_type: String,
+    #[serde(default = "default_projection_dim")]
+    pub projection_dim: usize,
+    #[serde(default = "default_logit_scale")]
+    pub logit_scale_init_value: f32,
+    pub text_config: TextSpec,
+    pub vision_config: VisionSpec,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TextSpec {
+    pub vocab_size: usize,
+    pub hidden_size: usize,
+    pub intermediate_size: usize,
+    pub num_hidden_layers: usize,
+    pub num_attention_heads: usize,
+    pub max_position_embeddings: usize,
+    pub hidden_act: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct VisionSpec {
+    pub hidden_size: usize,
+    pub intermediate_size: usize,
+    pub num_hidden_layers: usize,
+    pub num_attention_heads: usize,
+    pub image_size: usize,
+    pub patch_size: usize,
+    pub num_channels: usize,
+    pub hidden_act: String,
+}
+
+fn default_model_type() -> String {
+    "clip".into()
+}
+fn default_projection_dim() -> usize {
+    512
+}
+fn default_logit_scale() -> f32 {
+    2.6592
+}
+
+impl Default for TextSpec {
+    /// HF's `CLIPTextConfig` defaults (the ViT-B/32 text tower).
+    fn default() -> Self {
+        Self {
+            vocab_size: 49408,
+            hidden_size: 512,
+            intermediate_size: 2048,
+            num_hidden_layers: 12,
+            num_attention_heads: 8,
+            max_position_embeddings: 77,
+            hidden_act: "quick_gelu".into(),
+        }
+    }
+}
+
+impl Default for VisionSpec {
+    /// HF's `CLIPVisionConfig` defaults (ViT-B/32).
+    fn default() -> Self {
+        Self {
+            hidden_size: 768,
+            intermediate_size: 3072,
+            num_hidden_layers: 12,
+            num_attention_heads: 12,
+            image_size: 224,
+            patch_size: 32,
+            num_channels: 3,
+            hidden_act: "quick_gelu".into(),
+        }
+    }
+}
+
+/// The longest prompt CLIP reads, in tokens (its context length).
+pub const CLIP_MAX_TOKENS: usize = 77;
+
+impl ClipSpec {
+    /// A model small enough to train in seconds on one CPU core: tests and the embedded default.
+    pub fn tiny(vocab_size: usize) -> Self {
+        Self {
+            model_type: default_model_type(),
+            projection_dim: 64,
+            logit_scale_init_value: default_logit_scale(),
+            text_config: TextSpec {
+                vocab_size,
+                hidden_size: 64,
+                intermediate_size: 256,
+                num_hidden_layers: 2,
+                num_attention_heads: 4,
+                max_position_embeddings: 32,
+                hidden_act: "quick_gelu".into(),
+            },
+            vision_config: VisionSpec {
+                hidden_size: 64,
+                intermediate_size: 256,
+                num_hidden_layers: 3,
+                num_attention_heads: 4,
+                image_size: 64,
+                patch_size: 8,
+                num_channels: 3,
+                hidden_act: "quick_gelu".into(),
+            },
+        }
+    }
+
+    /// ViT-B/32's shape (random weights): benchmarks at a realistic size without downloads.
+    pub fn vit_b32(vocab_size: usize) -> Self {
+        Self {
+            model_type: default_model_type(),
+            projection_dim: 512,
+            logit_scale_init_value: default_logit_scale(),
+            text_config: TextSpec {
+                vocab_size,
+                ..TextSpec::default()
+            },
+            vision_config: VisionSpec::default(),
+        }
+    }
+
+    pub fn parse(json: &[u8]) -> Result<Self, TrainError> {
+        let spec: Self = serde_json::from_slice(json)
+            .map_err(|e| TrainError::Model(format!("config.json: {e}")))?;
+        spec.check()?;
+        Ok(spec)
+    }
+
+    pub fn to_json(&self) -> Vec<u8> {
+        serde_json::to_vec_pretty(self).unwrap_or_default()
+    }
+
+    pub fn image_size(&self) -> usize {
+        self.vision_config.image_size
+    }
+
+    /// Tokens a prompt is truncated to: CLIP's 77, or fewer when the model has fewer positions.
+    pub fn max_tokens(&self) -> usize {
+        self.text_config
+            .max_position_embeddings
+            .min(CLIP_MAX_TOKENS)
+    }
+
+    fn check(&self) -> Result<(), TrainError> {
+        let bad = |m: String| Err(TrainError::Model(format!("config.json: {m}")));
+        if self.model_type != "clip" {
+            return bad(format!("model_type {:?} is not \"clip\"", self.model_type));
+        }
+        for (tower, act) in [
+            ("text", &self.text_config.hidden_act),
+            ("vision", &self.vision_config.hidden_act),
+        ] {
+            if act != "quick_gelu" {
+                return bad(format!(
+                    "{tower} hidden_act {act:?}: only quick_gelu (OpenAI CLIP) is supported"
+                ));
+            }
+        }
+        let (t, v) = (&self.text_config, &self.vision_config);
+        if t.num_attention_heads == 0
+            || v.num_attention_heads == 0
+            || t.hidden_size % t.num_attention_heads != 0
+            || v.hidden_size % v.num_attention_heads != 0
+        {
+            return bad("hidden_size must be a multiple of num_attention_heads".into());
+        }
+        if v.patch_size == 0 || v.image_size % v.patch_size != 0 {
+            return bad("image_size must be a multiple of patch_size".into());
+        }
+        if t.max_position_embeddings < 3 || t.vocab_size < 4 {
+            return bad("text tower too small".into());
+        }
+        Ok(())
+    }
+
+    /// candle's own config type, which has no serde.
+    pub fn to_candle(&self) -> ClipConfig {
+        let (t, v) = (&self.text_config, &self.vision_config);
+        ClipConfig {
+            text_config: ClipTextConfig {
+                vocab_size: t.vocab_size,
+                embed_dim: t.hidden_size,
+                activation: Activation::QuickGelu,
+                intermediate_size: t.intermediate_size,
+                max_position_embeddings: t.max_position_embeddings,
+                pad_with: None,
+                num_hidden_layers: t.num_hidden_layers,
+                num_attention_heads: t.num_attention_heads,
+                projection_dim: self.projection_dim,
+            },
+            vision_config: ClipVisionConfig {
+                embed_dim: v.hidden_size,
+                activation: Activation::QuickGelu,
+                intermediate_size: v.intermediate_size,
+                num_hidden_layers: v.num_hidden_layers,
+                num_attention_heads: v.num_attention_heads,
+                projection_dim: self.projection_dim,
+                num_channels: v.num_channels,
+                image_size: v.image_size,
+                patch_size: v.patch_size,
+            },
+            logit_scale_init_value: self.logit_scale_init_value,
+            image_size: v.image_size,
+        }
+    }
+}
+
+/// Which weights a run updates; everything else stays frozen (and costs no backward pass).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Trainable {
+    /// The paper's choice: the last 3 vision blocks and the post-layernorm; the last 2 text
+    /// blocks, the final layernorm and the text projection.
+    #[default]
+    Paper,
+    /// Every weight that the triplet loss reaches.
+    All,
+    /// Only the two projections.
+    ProjectionOnly,
+}
+
+impl Trainable {
+    /// Whether the weight named `name` (HF naming) is trained. `logit_scale` never is: the
+    /// triplet loss does not use it, so it would sit in the optimizer with no gradient.
+    pub fn trains(self, spec: &ClipSpec, name: &str) -> bool {
+        if name == "logit_scale" {
+            return false;
+        }
+        match self {
+            Trainable::All => true,
+            Trainable::ProjectionOnly => {
+                name.starts_with("text_projection.") || name.starts_with("visual_projection.")
+            }
+            Trainable::Paper => {
+                let last_blocks = |prefix: &str, layers: usize, keep: usize| {
+                    name.strip_prefix(prefix)
+                        .and_then(|rest| rest.split('.').next())
+                        .and_then(|index| index.parse::<usize>().ok())
+                        .is_some_and(|index| index + keep >= layers)
+                };
+                last_blocks(
+                    "vision_model.encoder.layers.",
+                    spec.vision_config.num_hidden_layers,
+                    3,
+                ) || name.starts_with("vision_model.post_layernorm.")
+                    || last_blocks(
+                        "text_model.encoder.layers.",
+                        spec.text_config.num_hidden_layers,
+                        2,
+                    )
+                    || name.starts_with("text_model.final_layer_norm.")
+                    || name.starts_with("text_projection.")
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_a_hugging_face_config_with_extra_keys_and_defaults() {
+        let json = br#"{
+            "architectures": ["CLIPModel"], "model_type": "clip", "projection_dim": 768,
+            "torch_dtype": "float32",
+            "text_config": {"hidden_size": 768, "num_attention_heads": 12,
+                            "intermediate_size": 3072, "bos_token_id": 0},
+            "vision_config": {"hidden_size": 1024, "intermediate_size": 4096,
+                              "num_attention_heads": 16, "num_hidden_layers": 24,
+                              "patch_size": 14, "image_size": 224}
+        }"#;
+        let spec = ClipSpec::parse(json).unwrap();
+        assert_eq!(spec.projection_dim, 768);
+        assert_eq!(spec.text_config.num_hidden_layers, 12);
+        assert_eq!(spec.text_config.vocab_size, 49408);
+        assert_eq!(spec.vision_config.patch_size, 14);
+        let candle = spec.to_candle();
+        assert_eq!(candle.vision_config.projection_dim, 768);
+        assert!(ClipSpec::parse(br#"{"model_type":"clip"}"#).is_err());
+        let gelu = br#"{"text_config": {"hidden_act": "gelu"}, "vision_config": {}}"#;
+        assert!(ClipSpec::parse(gelu).is_err());
+    }
+
+    #[test]
+    fn the_paper_trains_the_last_blocks_and_heads_only() {
+        let mut spec = ClipSpec::vit_b32(49408);
+        spec.vision_config.num_hidden_layers = 24;
+        let paper = Trainable::Paper;
+        assert!(paper.trains(&spec, "vision_model.encoder.layers.21.mlp.fc1.weight"));
+        assert!(paper.trains(&spec, "vision_model.encoder.layers.23.layer_norm1.bias"));
+        assert!(!paper.trains(&spec, "vision_model.encoder.layers.20.mlp.fc1.weight"));
+        assert!(!paper.trains(&spec, "vision_model.encoder.layers.2.mlp.fc1.weight"));
+        assert!(paper.trains(&spec, "vision_model.post_layernorm.weight"));
+        assert!(!paper.trains(&spec, "visual_projection.weight"));
+        assert!(paper.trains(
+            &spec,
+            "text_model.encoder.layers.10.self_attn.q_proj.weight"
+        ));
+        assert!(!paper.trains(&spec, "text_model.encoder.layers.9.self_attn.q_proj.weight"));
+        assert!(paper.trains(&spec, "text_model.final_layer_norm.bias"));
+        assert!(paper.trains(&spec, "text_projection.weight"));
+        assert!(!paper.trains(&spec, "text_model.embeddings.token_embedding.weight"));
+        assert!(!Trainable::All.trains(&spec, "logit_scale"));
+        assert!(Trainable::ProjectionOnly.trains(&spec, "visual_projection.weight"));
+        assert!(!Trainable::ProjectionOnly.trains(&spec, "text_model.final_layer_norm.bias"));
+    }
+}

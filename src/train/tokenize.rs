@@ -1,0 +1,183 @@
+//! Prompts to token ids: the model's own `tokenizer.json` (CLIP BPE for real weights, a small
+//! word-level vocabulary for the tiny model), CLIP's start/end tokens, truncation to the context
+//! length and zero padding.
+
+use std::collections::HashMap;
+
+use candle_core::{Device, Tensor};
+use tokenizers::models::wordlevel::WordLevel;
+use tokenizers::normalizers::{Lowercase, NFKC, Sequence};
+use tokenizers::pre_tokenizers::whitespace::Whitespace;
+use tokenizers::processors::template::TemplateProcessing;
+use tokenizers::{AddedToken, Tokenizer};
+
+use super::TrainError;
+
+pub const START: &str = "<|startoftext|>";
+pub const END: &str = "<|endoftext|>";
+
+/// Padding id. CLIP pools the hidden state at the end token, found as the largest id of each
+/// row, and its attention is causal, so whatever follows the end token never matters; OpenAI
+/// pads with 0 for the same reason.
+const PAD_ID: u32 = 0;
+
+pub struct PromptTokenizer {
+    inner: Tokenizer,
+    start: Option<u32>,
+    end: u32,
+    max_tokens: usize,
+}
+
+impl PromptTokenizer {
+    /// Reads a `tokenizer.json`. The end token must be the largest id: candle's CLIP finds it
+    /// by `argmax`, as OpenAI's does.
+    pub fn from_json(json: &[u8], max_tokens: usize) -> Result<Self, TrainError> {
+        let inner = Tokenizer::from_bytes(json)
+            .map_err(|e| TrainError::Model(format!("tokenizer.json: {e}")))?;
+        let end = inner
+            .token_to_id(END)
+            .ok_or_else(|| TrainError::Model(format!("tokenizer.json has no {END} token")))?;
+        let largest = inner.get_vocab(true).values().copied().max().unwrap_or(0);
+        if end != largest {
+            return Err(TrainError::Model(format!(
+                "tokenizer.json: {END} has id {end}, but CLIP pooling needs it to be the largest id ({largest})"
+            )));
+        }
+        if max_tokens < 2 {
+            return Err(TrainError::Model("context length under 2 tokens".into()));
+        }
+        Ok(Self {
+            start: inner.token_to_id(START),
+            inner,
+            end,
+            max_tokens,
+        })
+    }
+
+    pub fn vocab_size(&self) -> usize {
+        self.inner.get_vocab_size(true)
+    }
+
+    /// One prompt's ids: start token, words, end token, at most `max_tokens` long (the end token
+    /// is kept when truncating, as CLIP's tokenizer does).
+    pub fn ids(&self, prompt: &str) -> Result<Vec<u32>, TrainError> {
+        let encoding = self
+            .inner
+            .encode(prompt, true)
+            .map_err(|e| TrainError::Model(format!("tokenizing {prompt:?}: {e}")))?;
+        let mut ids: Vec<u32> = encoding.get_ids().to_vec();
+        if let Some(start) = self.start
+            && ids.first() != Some(&start)
+        {
+            ids.insert(0, start);
+        }
+        if ids.last() != Some(&self.end) {
+            ids.push(self.end);
+        }
+        if ids.len() > self.max_tokens {
+            ids.truncate(self.max_tokens - 1);
+            ids.push(self.end);
+        }
+        Ok(ids)
+    }
+
+    /// A `(batch, longest)` u32 tensor, zero-padded.
+    pub fn batch(&self, prompts: &[&str], device: &Device) -> Result<Tensor, TrainError> {
+        let rows = prompts
+            .iter()
+            .map(|p| self.ids(p))
+            .collect::<Result<Vec<_>, _>>()?;
+        let width = rows.iter().map(Vec::len).max().unwrap_or(2);
+        let mut flat = Vec::with_capacity(rows.len() * width);
+        for row in &rows {
+            flat.extend_from_slice(row);
+            flat.resize(flat.len() + width - row.len(), PAD_ID);
+        }
+        Ok(Tensor::from_vec(flat, (rows.len(), width), device)?)
+    }
+}
+
+/// A word-level `tokenizer.json` over `words` (lowercased, NFKC): id 0 pads, 1 is unknown, the
+/// start and end tokens come last. What the tiny model ships instead of CLIP's 49k BPE merges.
+pub fn word_level_tokenizer_json<'a>(
+    words: impl IntoIterator<Item = &'a str>,
+) -> Result<Vec<u8>, TrainError> {
+    let fail = |e: tokenizers::Error| TrainError::Model(format!("building tokenizer: {e}"));
+    let mut vocab: HashMap<String, u32> = HashMap::new();
+    vocab.insert("<|pad|>".into(), 0);
+    vocab.insert("<|unk|>".into(), 1);
+    let mut sorted: Vec<String> = words.into_iter().map(|w| w.to_lowercase()).collect();
+    sorted.sort();
+    sorted.dedup();
+    for word in sorted {
+        let next = vocab.len() as u32;
+        vocab.entry(word).or_insert(next);
+    }
+    let start = vocab.len() as u32;
+    vocab.insert(START.into(), start);
+    vocab.insert(END.into(), start + 1);
+    let model = WordLevel::builder()
+        .vocab(vocab.into_iter().collect())
+        .unk_token("<|unk|>".into())
+        .build()
+        .map_err(fail)?;
+    let mut tokenizer = Tokenizer::new(model);
+    tokenizer
+        .with_normalizer(Some(Sequence::new(vec![NFKC.into(), Lowercase.into()])))
+        .map_err(fail)?;
+    tokenizer.with_pre_tokenizer(Some(Whitespace {}));
+    let template = TemplateProcessing::builder()
+        .try_single(format!("{START} $A {END}"))
+        .map_err(|e| TrainError::Model(format!("building tokenizer: {e}")))?
+        .special_tokens(vec![(START, start), (END, start + 1)])
+        .build()
+        .map_err(|e| TrainError::Model(format!("building tokenizer: {e}")))?;
+    tokenizer.with_post_processor(Some(template));
+    tokenizer
+        .add_special_tokens([AddedToken::from(START, true), AddedToken::from(END, true)])
+        .map_err(fail)?;
+    Ok(tokenizer.to_string(true).map_err(fail)?.into_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tiny() -> PromptTokenizer {
+        let json = word_level_tokenizer_json(["a", "cat", "Red", "in", "space"]).unwrap();
+        PromptTokenizer::from_json(&json, 6).unwrap()
+    }
+
+    #[test]
+    fn wraps_prompts_in_start_and_end_and_maps_unknown_words() {
+        let t = tiny();
+        assert_eq!(t.vocab_size(), 9);
+        let ids = t.ids("A red  CAT, in space").unwrap();
+        // start, a, red, cat, ",", in -> truncated to 6 with the end token kept last.
+        assert_eq!(ids.len(), 6);
+        assert_eq!(ids[0], 7);
+        assert_eq!(*ids.last().unwrap(), 8);
+        assert_eq!(&ids[1..4], &[2, 5, 3]);
+        assert_eq!(ids[4], 1, "the comma is unknown");
+        assert_eq!(t.ids("").unwrap(), vec![7, 8]);
+    }
+
+    #[test]
+    fn batches_are_zero_padded_to_the_longest_prompt() {
+        let t = tiny();
+        let batch = t.batch(&["cat", "a red cat"], &Device::Cpu).unwrap();
+        assert_eq!(batch.dims(), &[2, 5]);
+        let rows = batch.to_vec2::<u32>().unwrap();
+        assert_eq!(rows[0], vec![7, 3, 8, 0, 0]);
+        assert_eq!(rows[1], vec![7, 2, 5, 3, 8]);
+    }
+
+    #[test]
+    fn refuses_a_vocabulary_whose_end_token_is_not_last() {
+        let json = word_level_tokenizer_json(["cat"]).unwrap();
+        let text = String::from_utf8(json)
+            .unwrap()
+            .replace("\"cat\": 2", "\"cat\": 99");
+        assert!(PromptTokenizer::from_json(text.as_bytes(), 8).is_err());
+    }
+}

@@ -1,0 +1,341 @@
+//! The reward model: gradients reach every trained weight (the candle-nn backward passes this
+//! project adds), weights survive a safetensors round trip, a resumed run equals an
+//! uninterrupted one, and simulate → curate → train → eval beats the untrained baseline.
+
+use std::path::Path;
+
+use candle_core::{DType, Device, Tensor, Var};
+use social_reward::curate::{CurateConfig, CurateOptions, ImageDedup, curate};
+use social_reward::events::{Limits, Timestamp};
+use social_reward::sources::simulator::{Scenario, SimulateOptions, simulate};
+use social_reward::store::Catalog;
+use social_reward::train::loss::{MARGIN, triplet_loss};
+use social_reward::train::model::{files_from_memory, tiny_model_files, write_model_files};
+use social_reward::train::{
+    EvalOptions, ModelChoice, RewardModel, TrainOptions, Trainable, evaluate, train,
+};
+
+fn tiny(trainable: Trainable, train: bool) -> RewardModel {
+    let files = files_from_memory(&tiny_model_files(3).unwrap()).unwrap();
+    RewardModel::build(&files, trainable, train, &Device::Cpu).unwrap()
+}
+
+fn random_pixels(model: &RewardModel, count: usize, seed: u64) -> Tensor {
+    let size = model.image_size() as usize;
+    let values: Vec<f32> = (0..count * 3 * size * size)
+        .map(|i| (((i as u64 * 2_654_435_761 + seed * 97) % 1000) as f32 / 500.0) - 1.0)
+        .collect();
+    Tensor::from_vec(values, (count, 3, size, size), &Device::Cpu).unwrap()
+}
+
+fn loss_of(model: &RewardModel) -> Tensor {
+    let prompts = [
+        "a red fox at sunset, watercolor",
+        "a tiny robot in space",
+        "a cat",
+    ];
+    let images = model.embed_images(&random_pixels(model, 6, 1)).unwrap();
+    let text = model.embed_prompts(&prompts).unwrap();
+    triplet_loss(
+        &text,
+        &images.narrow(0, 0, 3).unwrap(),
+        &images.narrow(0, 3, 3).unwrap(),
+        MARGIN,
+    )
+    .unwrap()
+}
+
+#[test]
+fn every_trainable_weight_receives_a_gradient() {
+    for trainable in [Trainable::All, Trainable::Paper, Trainable::ProjectionOnly] {
+        let model = tiny(trainable, true);
+        let vars = model.trainable_vars();
+        assert!(!vars.is_empty());
+        let grads = loss_of(&model).backward().unwrap();
+        let mut without = Vec::new();
+        for (name, var) in &vars {
+            let norm = grads
+                .get(var.as_tensor())
+                .map(|g| {
+                    g.abs()
+                        .unwrap()
+                        .sum_all()
+                        .unwrap()
+                        .to_scalar::<f32>()
+                        .unwrap()
+                })
+                .unwrap_or(0.0);
+            if norm <= 0.0 || !norm.is_finite() {
+                without.push(name.clone());
+            }
+        }
+        assert!(
+            without.is_empty(),
+            "{trainable:?}: {} of {} weights get no gradient: {without:?}",
+            without.len(),
+            vars.len()
+        );
+        if trainable == Trainable::All {
+            // Embeddings, the early blocks and the layer norms all sit behind fused layer
+            // norms: they are where upstream candle-nn 0.11.1 silently loses gradients.
+            for needle in [
+                "vision_model.embeddings.class_embedding",
+                "vision_model.embeddings.patch_embedding.weight",
+                "vision_model.pre_layrnorm.weight",
+                "vision_model.encoder.layers.0.layer_norm1.weight",
+                "text_model.embeddings.token_embedding.weight",
+                "text_model.encoder.layers.0.self_attn.q_proj.weight",
+            ] {
+                assert!(
+                    vars.iter().any(|(n, _)| n == needle),
+                    "{needle} not trained"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn frozen_weights_are_constants_and_the_paper_trains_a_small_part() {
+    let paper = tiny(Trainable::Paper, true);
+    let names: Vec<String> = paper.trainable_vars().into_iter().map(|(n, _)| n).collect();
+    assert!(names.iter().all(|n| !n.contains("embeddings")), "{names:?}");
+    assert!(names.iter().any(|n| n == "text_projection.weight"));
+    assert!(!names.iter().any(|n| n == "visual_projection.weight"));
+    // The weights file holds every weight, frozen or not, plus class_embedding and logit_scale.
+    let all = paper.named_weights();
+    assert!(all.contains_key("logit_scale"));
+    assert!(all.contains_key("vision_model.embeddings.class_embedding"));
+    assert!(
+        all.len() > names.len() + 4,
+        "{} weights, {} trained",
+        all.len(),
+        names.len()
+    );
+    assert!(tiny(Trainable::Paper, false).trainable_vars().is_empty());
+}
+
+#[test]
+fn fused_layer_norm_and_softmax_backward_match_the_composed_ops() {
+    let dev = Device::Cpu;
+    let x = Var::from_tensor(
+        &Tensor::arange(0f32, 24., &dev)
+            .unwrap()
+            .reshape((2, 3, 4))
+            .unwrap()
+            .sin()
+            .unwrap(),
+    )
+    .unwrap();
+    let alpha = Var::from_tensor(&Tensor::new(&[1.5f32, -0.5, 2.0, 0.7], &dev).unwrap()).unwrap();
+    let beta = Var::from_tensor(&Tensor::new(&[0.1f32, 0.2, -0.3, 0.0], &dev).unwrap()).unwrap();
+    let weights = Tensor::arange(0f32, 24., &dev)
+        .unwrap()
+        .reshape((2, 3, 4))
+        .unwrap()
+        .cos()
+        .unwrap();
+    let grads_of = |fused: bool| {
+        let y = if fused {
+            candle_nn::ops::layer_norm(&x, &alpha, &beta, 1e-5).unwrap()
+        } else {
+            candle_nn::ops::layer_norm_slow(&x, &alpha, &beta, 1e-5).unwrap()
+        };
+        let s = if fused {
+            candle_nn::ops::softmax_last_dim(&y).unwrap()
+        } else {
+            candle_nn::ops::softmax(&y, candle_core::D::Minus1).unwrap()
+        };
+        let loss = (s * &weights).unwrap().sum_all().unwrap();
+        let grads = loss.backward().unwrap();
+        [x.as_tensor(), alpha.as_tensor(), beta.as_tensor()].map(|t| {
+            grads
+                .get(t)
+                .expect("gradient")
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap()
+        })
+    };
+    let (fused, composed) = (grads_of(true), grads_of(false));
+    for (f, c) in fused.iter().zip(&composed) {
+        for (a, b) in f.iter().zip(c) {
+            assert!((a - b).abs() < 1e-4, "fused {a} vs composed {b}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn safetensors_round_trip_gives_identical_scores() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = dir.path().join("m").display().to_string();
+    write_model_files(&url, tiny_model_files(9).unwrap())
+        .await
+        .unwrap();
+    let model = RewardModel::load(&url, Trainable::All, true, &Device::Cpu)
+        .await
+        .unwrap();
+    // Move the weights away from the file's values, then save and reload.
+    for (_, var) in model.trainable_vars() {
+        let shifted = (var.as_tensor() * 1.01).unwrap();
+        var.set(&shifted).unwrap();
+    }
+    let saved = dir.path().join("saved").display().to_string();
+    write_model_files(&saved, model.to_files().unwrap())
+        .await
+        .unwrap();
+    let reloaded = RewardModel::load(&saved, Trainable::Paper, false, &Device::Cpu)
+        .await
+        .unwrap();
+    let prompts = ["a cat", "a dog", "an owl, oil painting"];
+    let pixels = random_pixels(&model, 3, 4);
+    let before = model.scores(&prompts, &pixels).unwrap();
+    let after = reloaded.scores(&prompts, &pixels).unwrap();
+    assert_eq!(before, after);
+    let original = RewardModel::load(&url, Trainable::Paper, false, &Device::Cpu)
+        .await
+        .unwrap();
+    assert_ne!(original.scores(&prompts, &pixels).unwrap(), before);
+    // The same seed writes the same tiny model; a damaged directory is a clear error.
+    assert_eq!(tiny_model_files(9).unwrap(), tiny_model_files(9).unwrap());
+    std::fs::write(dir.path().join("saved/model.safetensors"), b"junk").unwrap();
+    assert!(
+        RewardModel::load(&saved, Trainable::Paper, false, &Device::Cpu)
+            .await
+            .is_err()
+    );
+    let _ = DType::F32;
+}
+
+fn simulate_and_curate(dir: &Path) -> (String, String) {
+    let sim = dir.join("sim");
+    simulate(&SimulateOptions {
+        out: sim.clone(),
+        scenario: Scenario {
+            users: 1800,
+            days: 2.0,
+            seed: 7,
+            ..Scenario::default()
+        },
+        images: true,
+        image_size: 64,
+        gzip: false,
+        progress: false,
+    })
+    .unwrap();
+    (
+        sim.join("images").display().to_string(),
+        dir.join("curated").display().to_string(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simulate_curate_train_eval_beats_the_untrained_baseline() {
+    let dir = tempfile::tempdir().unwrap();
+    let (images, curated) = simulate_and_curate(dir.path());
+    let sim = dir.path().join("sim");
+    let summary = curate(
+        &CurateOptions {
+            events: vec![sim.join("events.jsonl")],
+            images: Some(images.clone()),
+            out: curated.clone(),
+            config: CurateConfig::default(),
+            limits: Limits::default(),
+            now: Timestamp::now(),
+            dedup_horizon_hours: 6.0,
+            image_dedup: ImageDedup::Pixels,
+            truth: None,
+            run_id: "train-test".into(),
+            progress: false,
+        },
+        None,
+    )
+    .await
+    .unwrap();
+    assert!(summary.triplets > 500, "{summary:?}");
+
+    let db = format!("sqlite:{}", dir.path().join("catalog.db").display());
+    let catalog = Catalog::open(&db).await.unwrap();
+    let out = dir.path().join("model").display().to_string();
+    let options = TrainOptions {
+        triplets: curated.clone(),
+        images: images.clone(),
+        out: out.clone(),
+        model: ModelChoice::Tiny,
+        steps: Some(120),
+        learning_rate: 1e-3,
+        trainable: Trainable::All,
+        eval_every: 0,
+        checkpoint_every: 60,
+        val_limit: 100,
+        seed: 1,
+        ..TrainOptions::default()
+    };
+    let trained = train(&options, Some(&catalog), Some("run-1"))
+        .await
+        .unwrap();
+    assert_eq!(trained.steps, 120);
+    assert_eq!(trained.failed_images, 0);
+    assert!(
+        trained.final_loss.unwrap() < trained.first_loss.unwrap() / 2.0,
+        "{trained:?}"
+    );
+    assert_eq!(
+        catalog.models().await.unwrap(),
+        vec![(trained.model_id.clone(), trained.model_uri.clone())]
+    );
+    catalog.close().await;
+
+    let eval = evaluate(&EvalOptions {
+        model: trained.model_uri.clone(),
+        triplets: curated.clone(),
+        images: images.clone(),
+        split: "test".into(),
+        ..EvalOptions::default()
+    })
+    .await
+    .unwrap();
+    let (accuracy, baseline) = (eval.accuracy.unwrap(), eval.baseline_accuracy.unwrap());
+    assert!(eval.pairs >= 50, "{eval:?}");
+    assert_eq!(
+        eval.baseline_model.as_deref(),
+        Some(trained.base_model.as_str())
+    );
+    assert!(
+        accuracy >= baseline + 0.15,
+        "trained {accuracy:.3} vs untrained {baseline:.3}: {eval:?}"
+    );
+    let [lo, hi] = eval.ci95.unwrap();
+    assert!(lo <= accuracy && accuracy <= hi);
+
+    // A run stopped at step 60 and started again resumes from its checkpoint (weights, Adam
+    // moments, data order) and ends with the same weights as the uninterrupted run.
+    let interrupted = TrainOptions {
+        out: dir.path().join("interrupted").display().to_string(),
+        ..options.clone()
+    };
+    let first_half = train(
+        &TrainOptions {
+            steps: Some(60),
+            ..interrupted.clone()
+        },
+        None,
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(first_half.resumed_from_step, None);
+    let resumed = train(&interrupted, None, None).await.unwrap();
+    assert_eq!(resumed.resumed_from_step, Some(60));
+    assert_eq!(
+        resumed.model_id, trained.model_id,
+        "same weights, byte for byte"
+    );
+    // A checkpoint made with another seed is refused rather than silently mixed.
+    let other_seed = TrainOptions {
+        seed: 2,
+        ..interrupted.clone()
+    };
+    assert!(train(&other_seed, None, None).await.is_err());
+}
