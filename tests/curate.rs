@@ -149,3 +149,107 @@ async fn simulate_curate_read_back() {
     assert_eq!(eval.curated.pictures_in_two_splits, 0);
     assert_eq!(eval.curated.pictures_used_twice, 0);
 }
+
+/// One creator, the same prompt in two generation sessions an hour apart, one image per session
+/// clearly preferred: only the fallback pairs across the sessions, and never across creators.
+#[tokio::test]
+async fn fallback_pairs_a_creators_sessions_of_one_prompt_cluster() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut lines = Vec::new();
+    let mut next = 0u32;
+    let mut id = || {
+        next += 1;
+        format!("e{next}")
+    };
+    let ts = |minutes: u32| format!("2026-01-01T{:02}:{:02}:00Z", minutes / 60, minutes % 60);
+    let publish = |e: String, at: u32, image: &str, creator: &str, generation: &str| {
+        format!(
+            r#"{{"v":1,"kind":"publish","event_id":"{e}","ts":"{}","image_id":"{image}","creator_id":"{creator}","generation_id":"{generation}","prompt":"a golden fox in the snow, watercolor","image_uri":"{image}.png","model":"m","creator_followers":50}}"#,
+            ts(at)
+        )
+    };
+    lines.push(publish(id(), 0, "a", "c1", "g1"));
+    lines.push(publish(id(), 60, "b", "c1", "g2"));
+    lines.push(publish(id(), 61, "x", "c2", "g3"));
+    // 60 views each; "a" remixed 25 times, "b" twice, "x" once.
+    for (image, remixes) in [("a", 25u32), ("b", 2), ("x", 1)] {
+        for v in 0..60u32 {
+            lines.push(format!(
+                r#"{{"v":1,"kind":"view","event_id":"{}","ts":"{}","image_id":"{image}","viewer_id":"v-{image}-{v}"}}"#,
+                id(),
+                ts(70 + v)
+            ));
+        }
+        for r in 0..remixes {
+            lines.push(format!(
+                r#"{{"v":1,"kind":"remix","event_id":"{}","ts":"{}","image_id":"{image}","remixer_id":"r-{image}-{r}","remix_image_id":"rx-{image}-{r}"}}"#,
+                id(),
+                ts(140 + r)
+            ));
+        }
+    }
+    // A publish a day later moves the watermark past every window.
+    lines.push(publish(id(), 23 * 60 + 50, "late", "c9", "g9"));
+    let events = dir.path().join("events.jsonl");
+    std::fs::write(&events, lines.join("\n") + "\n").unwrap();
+
+    let run = |hours: f64, out: &str| {
+        let mut config = CurateConfig {
+            same_cluster_fallback_hours: hours,
+            max_cluster_share: 1.0,
+            ..CurateConfig::default()
+        };
+        config.split.val_share = 0.0;
+        config.split.test_share = 0.0;
+        CurateOptions {
+            events: vec![events.clone()],
+            images: None,
+            out: dir.path().join(out).display().to_string(),
+            config,
+            limits: Limits::default(),
+            now: Timestamp::now(),
+            dedup_horizon_hours: 6.0,
+            image_dedup: ImageDedup::Off,
+            truth: None,
+            run_id: "fallback".into(),
+            progress: false,
+        }
+    };
+    let off = curate(&run(0.0, "off"), None).await.unwrap();
+    assert_eq!(
+        off.triplets, 0,
+        "sessions of one image each: nothing to pair"
+    );
+    let on = curate(&run(2.0, "on"), None).await.unwrap();
+    assert_eq!(on.fallback_triplets, 1, "{on:?}");
+    assert_eq!(on.triplets, 1);
+    let frame = read_parquet(&on.files[0].uri);
+    let pos = frame
+        .column("pos_image_id")
+        .unwrap()
+        .str()
+        .unwrap()
+        .get(0)
+        .unwrap()
+        .to_owned();
+    let neg = frame
+        .column("neg_image_id")
+        .unwrap()
+        .str()
+        .unwrap()
+        .get(0)
+        .unwrap()
+        .to_owned();
+    assert_eq!((pos.as_str(), neg.as_str()), ("a", "b"));
+    let too_short = curate(&run(0.5, "short"), None).await.unwrap();
+    assert_eq!(
+        too_short.triplets, 0,
+        "an hour apart is beyond a 30-minute fallback"
+    );
+}
+
+fn read_parquet(path: &str) -> DataFrame {
+    ParquetReader::new(std::fs::File::open(path).unwrap())
+        .finish()
+        .unwrap()
+}

@@ -17,11 +17,12 @@ use crate::store::{Catalog, CuratedImage, ManifestEntry, ObjectRoot};
 
 use super::config::CurateConfig;
 use super::evaluate::{Evaluation, RawCounts, Truth};
-use super::pairs::session_preferences;
+use super::fallback::FallbackPool;
+use super::pairs::{Preference, session_preferences};
 use super::phash::{NearDuplicateIndex, PerceptualHasher};
 use super::prompt::PromptClusterer;
 use super::triplets::{self, Triplet};
-use super::window::{ClosedSession, Observation, WindowCounts, Windows};
+use super::window::{ClosedImage, ClosedSession, Observation, WindowCounts, Windows};
 
 /// How reposts and near-duplicate pictures are found.
 #[derive(Debug, Clone)]
@@ -60,6 +61,8 @@ pub struct CurateSummary {
     pub images_hashed: u64,
     pub image_errors: u64,
     pub near_duplicates_dropped: u64,
+    /// Candidate triplets across a creator's sessions (`same_cluster_fallback_hours`).
+    pub fallback_triplets: u64,
     pub prompt_clusters: usize,
     pub candidate_triplets: u64,
     pub capped_triplets: u64,
@@ -110,6 +113,7 @@ pub async fn curate(
         keep_images: catalog.is_some(),
         curated: Vec::new(),
         candidates: Vec::new(),
+        fallback: FallbackPool::new(config.same_cluster_fallback_hours),
         stats: Stats::default(),
     };
     if let Some(catalog) = catalog {
@@ -230,6 +234,7 @@ pub async fn curate(
         images_hashed: state.stats.hashed,
         image_errors: state.stats.image_errors,
         near_duplicates_dropped: state.stats.near_duplicates,
+        fallback_triplets: state.stats.fallback_pairs,
         prompt_clusters: state.clusterer.clusters(),
         candidate_triplets: candidate_count,
         capped_triplets: capped,
@@ -286,6 +291,7 @@ struct Stats {
     hashed: u64,
     image_errors: u64,
     near_duplicates: u64,
+    fallback_pairs: u64,
 }
 
 struct SessionProcessor<'c> {
@@ -302,6 +308,7 @@ struct SessionProcessor<'c> {
     /// Every image of every session curated in this run, for the catalog.
     curated: Vec<(super::window::ClosedImage, Option<u64>, String, String)>,
     candidates: Vec<Triplet>,
+    fallback: Option<FallbackPool>,
     stats: Stats,
 }
 
@@ -423,31 +430,44 @@ impl SessionProcessor<'_> {
         }
         let dt = first.record.published_at.date_string();
         let split = self.config.split.split_of(&session.creator_id);
-        let version = env!("CARGO_PKG_VERSION");
+        let triplet = |pos: &ClosedImage, neg: &ClosedImage, pref: &Preference| Triplet {
+            prompt: pos.record.prompt.to_string(),
+            pos_path: pos.record.image_uri.clone(),
+            neg_path: neg.record.image_uri.clone(),
+            pos_image_id: pos.record.image_id.clone(),
+            neg_image_id: neg.record.image_id.clone(),
+            creator_id: session.creator_id.clone(),
+            generation_id: session.generation_id.clone(),
+            prompt_cluster: assignment.cluster_id.clone(),
+            split,
+            unique_prompt: false,
+            pos_views: pos.views,
+            pos_remixes: pos.remixes,
+            neg_views: neg.views,
+            neg_remixes: neg.remixes,
+            pos_rate: pref.pos_rate,
+            neg_rate: pref.neg_rate,
+            confidence: pref.confidence,
+            window_hours: self.config.window_hours,
+            pipeline_version: format!("social-reward/{}", env!("CARGO_PKG_VERSION")),
+            dt: dt.clone(),
+        };
         for pref in session_preferences(self.config, &session.images, &eligible) {
             let (pos, neg) = (&session.images[pref.pos], &session.images[pref.neg]);
-            self.candidates.push(Triplet {
-                prompt: pos.record.prompt.to_string(),
-                pos_path: pos.record.image_uri.clone(),
-                neg_path: neg.record.image_uri.clone(),
-                pos_image_id: pos.record.image_id.clone(),
-                neg_image_id: neg.record.image_id.clone(),
-                creator_id: session.creator_id.clone(),
-                generation_id: session.generation_id.clone(),
-                prompt_cluster: assignment.cluster_id.clone(),
-                split,
-                unique_prompt: false,
-                pos_views: pos.views,
-                pos_remixes: pos.remixes,
-                neg_views: neg.views,
-                neg_remixes: neg.remixes,
-                pos_rate: pref.pos_rate,
-                neg_rate: pref.neg_rate,
-                confidence: pref.confidence,
-                window_hours: self.config.window_hours,
-                pipeline_version: format!("social-reward/{version}"),
-                dt: dt.clone(),
-            });
+            self.candidates.push(triplet(pos, neg, &pref));
+        }
+        if let Some(pool) = &mut self.fallback {
+            // Across sessions the generation_id column names the later session.
+            for (earlier, index) in
+                pool.match_and_remember(&assignment.cluster_id, &session, &eligible)
+            {
+                let pair = [earlier.image, session.images[index].clone()];
+                for pref in session_preferences(self.config, &pair, &[true, true]) {
+                    self.candidates
+                        .push(triplet(&pair[pref.pos], &pair[pref.neg], &pref));
+                    self.stats.fallback_pairs += 1;
+                }
+            }
         }
         if self.keep_images {
             for (image, hash) in session.images.into_iter().zip(hashes) {

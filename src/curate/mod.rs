@@ -3,12 +3,14 @@
 //! `window` counts views and remixes inside each image's observation window and closes
 //! generation sessions behind the watermark; `phash` keeps reposts and near-duplicates out of
 //! pairs; `pairs` decides which image of a session the community preferred, with a Bayesian
-//! confidence; `prompt` clusters near-duplicate prompts so that `triplets` can cap them; and
+//! confidence (and `fallback`, when configured, across a creator's sessions of one prompt cluster);
+//! `prompt` clusters near-duplicate prompts so that `triplets` can cap them; and
 //! `evaluate` measures the result against the simulator's ground truth. The same core serves
 //! the batch command here and the streaming consumer.
 
 pub mod config;
 pub mod evaluate;
+pub mod fallback;
 pub mod pairs;
 pub mod phash;
 pub mod prompt;
