@@ -5,6 +5,7 @@ pub mod dead_letter;
 pub mod dedup;
 pub mod intake;
 pub mod model;
+mod scan;
 pub mod timestamp;
 pub mod validate;
 

@@ -89,6 +89,9 @@ impl Validator {
                 ),
             ));
         }
+        if let Some(raw) = super::scan::scan(bytes) {
+            return self.check(raw);
+        }
         // serde_json validates UTF-8 in every string it keeps; a full pass up front would cost
         // ~3% of the hot path, so the bytes are checked only to name the reason of a failure.
         let raw: RawEvent<'a> =
@@ -320,39 +323,64 @@ fn classify_json_error(e: serde_json::Error) -> Rejection {
 }
 
 /// Every field any kind may carry; which are required depends on `kind`.
-#[derive(Deserialize)]
-struct RawEvent<'a> {
-    v: Option<u32>,
+#[derive(Deserialize, Default)]
+pub(super) struct RawEvent<'a> {
+    pub(super) v: Option<u32>,
     #[serde(borrow)]
-    kind: Option<Text<'a>>,
+    pub(super) kind: Option<Text<'a>>,
     #[serde(borrow)]
-    event_id: Option<Text<'a>>,
+    pub(super) event_id: Option<Text<'a>>,
     #[serde(borrow)]
-    ts: Option<Text<'a>>,
+    pub(super) ts: Option<Text<'a>>,
     #[serde(borrow)]
-    image_id: Option<Text<'a>>,
+    pub(super) image_id: Option<Text<'a>>,
     #[serde(borrow)]
-    creator_id: Option<Text<'a>>,
+    pub(super) creator_id: Option<Text<'a>>,
     #[serde(borrow)]
-    generation_id: Option<Text<'a>>,
+    pub(super) generation_id: Option<Text<'a>>,
     #[serde(borrow)]
-    prompt: Option<Text<'a>>,
+    pub(super) prompt: Option<Text<'a>>,
     #[serde(borrow)]
-    image_uri: Option<Text<'a>>,
+    pub(super) image_uri: Option<Text<'a>>,
     #[serde(borrow)]
-    model: Option<Text<'a>>,
-    creator_followers: Option<u64>,
+    pub(super) model: Option<Text<'a>>,
+    pub(super) creator_followers: Option<u64>,
     #[serde(borrow)]
-    viewer_id: Option<Text<'a>>,
+    pub(super) viewer_id: Option<Text<'a>>,
     #[serde(borrow)]
-    remixer_id: Option<Text<'a>>,
+    pub(super) remixer_id: Option<Text<'a>>,
     #[serde(borrow)]
-    remix_image_id: Option<Text<'a>>,
+    pub(super) remix_image_id: Option<Text<'a>>,
+}
+
+#[cfg(test)]
+impl RawEvent<'_> {
+    /// Every field, for comparing two parsers.
+    pub(super) fn describe(&self) -> String {
+        let t = |v: &Option<Text<'_>>| v.as_ref().map(|t| t.0.to_string());
+        format!(
+            "{:?}",
+            (
+                self.v,
+                t(&self.kind),
+                t(&self.event_id),
+                t(&self.ts),
+                t(&self.image_id),
+                t(&self.creator_id),
+                t(&self.generation_id),
+                (t(&self.prompt), t(&self.image_uri), t(&self.model)),
+                self.creator_followers,
+                t(&self.viewer_id),
+                t(&self.remixer_id),
+                t(&self.remix_image_id),
+            )
+        )
+    }
 }
 
 /// A JSON string that borrows from the input unless it contained escapes. (serde's own
 /// `Cow<str>` impl always allocates once wrapped in `Option`.)
-struct Text<'a>(Cow<'a, str>);
+pub(super) struct Text<'a>(pub(super) Cow<'a, str>);
 
 impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
