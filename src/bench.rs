@@ -275,3 +275,59 @@ fn simulate_without_images(
         progress: false,
     })?)
 }
+
+#[derive(Debug, Serialize)]
+pub struct DedupBench {
+    pub hashes: usize,
+    pub max_distance: u32,
+    pub planted_near_copies: usize,
+    pub found_near_duplicates: usize,
+    pub seconds: f64,
+    pub inserts_per_second: f64,
+    /// Throughput over the last tenth, when the index is nearly full.
+    pub inserts_per_second_at_end: f64,
+}
+
+/// The near-duplicate index alone: `count` 64-bit hashes, 5% of them copies of an earlier one
+/// with up to `max_distance` bits flipped (reposts), inserted one by one.
+pub fn dedup(count: usize, max_distance: u32) -> DedupBench {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
+    let mut hashes: Vec<u64> = Vec::with_capacity(count);
+    let mut planted = 0;
+    for i in 0..count {
+        let h = if i > 0 && rng.random_bool(0.05) {
+            planted += 1;
+            let mut h = hashes[rng.random_range(0..i)];
+            for _ in 0..rng.random_range(0..=max_distance) {
+                h ^= 1 << rng.random_range(0..64);
+            }
+            h
+        } else {
+            rng.random()
+        };
+        hashes.push(h);
+    }
+    let mut index = crate::curate::phash::NearDuplicateIndex::new(max_distance);
+    let tail_from = count - count / 10;
+    let started = Instant::now();
+    let mut tail_started = started;
+    let mut found = 0;
+    for (i, &h) in hashes.iter().enumerate() {
+        if i == tail_from {
+            tail_started = Instant::now();
+        }
+        found += usize::from(index.insert(i as u64, h).is_some());
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let tail = tail_started.elapsed().as_secs_f64();
+    DedupBench {
+        hashes: count,
+        max_distance,
+        planted_near_copies: planted,
+        found_near_duplicates: found,
+        seconds,
+        inserts_per_second: count as f64 / seconds.max(1e-9),
+        inserts_per_second_at_end: (count - tail_from) as f64 / tail.max(1e-9),
+    }
+}

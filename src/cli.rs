@@ -159,6 +159,13 @@ enum DbCommand {
 
 #[derive(Subcommand)]
 enum BenchCommand {
+    /// The perceptual-hash near-duplicate index alone (inserts/s as it fills).
+    Dedup {
+        #[arg(long, default_value_t = 1_000_000)]
+        hashes: usize,
+        #[arg(long, default_value_t = 9)]
+        max_distance: u32,
+    },
     /// Reward-model training samples/s and scoring images/s (tiny and ViT-B/32 shapes).
     Train {
         /// Fewer steps (a smoke run).
@@ -233,6 +240,13 @@ pub fn main() -> Result<()> {
                 migrations: migrations.1,
             })
         }
+        Command::Bench {
+            command:
+                BenchCommand::Dedup {
+                    hashes,
+                    max_distance,
+                },
+        } => print(&bench::dedup(hashes, max_distance)),
         Command::Bench {
             command: BenchCommand::Train { quick, cpu },
         } => print(&social_reward::train::bench::run(quick, cpu)?),
