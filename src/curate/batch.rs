@@ -98,7 +98,7 @@ pub async fn curate(
     };
     let out = ObjectRoot::open(&options.out)?;
     let mut state = SessionProcessor {
-        config,
+        config: config.clone(),
         hasher: PerceptualHasher::new(config.phash),
         index: NearDuplicateIndex::new(config.phash.max_distance),
         index_ids: 0,
@@ -123,6 +123,24 @@ pub async fn curate(
             state.index_ids += 1;
         }
     }
+    // Closed sessions are hashed, de-duplicated and paired on another task while this one keeps
+    // reading: with two cores, windowing and pairing overlap instead of taking turns.
+    let (closed_tx, mut closed_rx) = tokio::sync::mpsc::channel::<Vec<ClosedSession>>(8);
+    let processor = tokio::spawn(async move {
+        while let Some(closed) = closed_rx.recv().await {
+            state.process(closed).await?;
+        }
+        Ok::<_, StageError>(state)
+    });
+    let send = |closed: Vec<ClosedSession>| {
+        let tx = closed_tx.clone();
+        async move {
+            if closed.is_empty() {
+                return true;
+            }
+            tx.send(closed).await.is_ok()
+        }
+    };
     let mut raw = options.truth.as_ref().map(|_| RawCounts::default());
     let mut dead: Vec<DeadLetter> = Vec::new();
     let bar = crate::progress::counter(options.progress, "curating events");
@@ -163,7 +181,9 @@ pub async fn curate(
                 since_advance = 0;
                 let (closed, expired) = windows.advance();
                 account_expired(&mut intake, &mut dead, expired);
-                state.process(closed).await?;
+                if !send(closed).await {
+                    return Err(processor_failure(processor).await);
+                }
             }
         }
         bar.inc(u64::from(since_advance));
@@ -172,7 +192,14 @@ pub async fn curate(
     account_expired(&mut intake, &mut dead, expired);
     let unclaimed = windows.drain_buffered();
     account_expired(&mut intake, &mut dead, unclaimed);
-    state.process(closed).await?;
+    if !send(closed).await {
+        return Err(processor_failure(processor).await);
+    }
+    drop(closed_tx);
+    let mut state = processor.await.map_err(|e| StageError::Failed {
+        stage: "curate".into(),
+        message: format!("session processor: {e}"),
+    })??;
     bar.finish_and_clear();
 
     let mut candidates = std::mem::take(&mut state.candidates);
@@ -294,8 +321,8 @@ struct Stats {
     fallback_pairs: u64,
 }
 
-struct SessionProcessor<'c> {
-    config: &'c CurateConfig,
+struct SessionProcessor {
+    config: CurateConfig,
     hasher: PerceptualHasher,
     index: NearDuplicateIndex,
     index_ids: u64,
@@ -317,7 +344,7 @@ struct PendingSession {
     hashes: Vec<Option<u64>>,
 }
 
-impl SessionProcessor<'_> {
+impl SessionProcessor {
     async fn process(&mut self, closed: Vec<ClosedSession>) -> Result<(), StageError> {
         let mut pending = Vec::new();
         let mut images = 0;
@@ -452,7 +479,7 @@ impl SessionProcessor<'_> {
             pipeline_version: format!("social-reward/{}", env!("CARGO_PKG_VERSION")),
             dt: dt.clone(),
         };
-        for pref in session_preferences(self.config, &session.images, &eligible) {
+        for pref in session_preferences(&self.config, &session.images, &eligible) {
             let (pos, neg) = (&session.images[pref.pos], &session.images[pref.neg]);
             self.candidates.push(triplet(pos, neg, &pref));
         }
@@ -462,7 +489,7 @@ impl SessionProcessor<'_> {
                 pool.match_and_remember(&assignment.cluster_id, &session, &eligible)
             {
                 let pair = [earlier.image, session.images[index].clone()];
-                for pref in session_preferences(self.config, &pair, &[true, true]) {
+                for pref in session_preferences(&self.config, &pair, &[true, true]) {
                     self.candidates
                         .push(triplet(&pair[pref.pos], &pair[pref.neg], &pref));
                     self.stats.fallback_pairs += 1;
@@ -479,6 +506,23 @@ impl SessionProcessor<'_> {
                 ));
             }
         }
+    }
+}
+
+/// The error that stopped the session processor (it only stops early on one).
+async fn processor_failure(
+    processor: tokio::task::JoinHandle<Result<SessionProcessor, StageError>>,
+) -> StageError {
+    match processor.await {
+        Ok(Err(error)) => error,
+        Ok(Ok(_)) => StageError::Failed {
+            stage: "curate".into(),
+            message: "the session processor stopped early".into(),
+        },
+        Err(join) => StageError::Failed {
+            stage: "curate".into(),
+            message: format!("session processor: {join}"),
+        },
     }
 }
 
