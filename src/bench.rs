@@ -273,6 +273,7 @@ fn simulate_without_images(
         image_size: 64,
         gzip: false,
         progress: false,
+        kafka: None,
     })?)
 }
 

@@ -91,6 +91,12 @@ struct SimulateArgs {
     /// Write events.jsonl.gz instead of events.jsonl.
     #[arg(long)]
     gzip: bool,
+    /// Also produce every event to Kafka (bootstrap servers), keyed by creator id.
+    #[arg(long, requires = "topic")]
+    to_kafka: Option<String>,
+    /// Topic for --to-kafka.
+    #[arg(long, requires = "to_kafka")]
+    topic: Option<String>,
 }
 
 #[derive(Args)]
@@ -288,6 +294,10 @@ fn simulate(args: SimulateArgs, progress: bool) -> Result<simulator::SimulationS
         image_size: args.image_size,
         gzip: args.gzip,
         progress,
+        kafka: args
+            .to_kafka
+            .zip(args.topic)
+            .map(|(brokers, topic)| social_reward::sources::kafka::KafkaTarget { brokers, topic }),
     };
     Ok(simulator::simulate(&options)?)
 }

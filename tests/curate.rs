@@ -69,6 +69,7 @@ async fn simulate_curate_read_back() {
         image_size: 64,
         gzip: false,
         progress: false,
+        kafka: None,
     })
     .unwrap();
     let (out_a, out_b) = (dir.path().join("a"), dir.path().join("b"));

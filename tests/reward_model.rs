@@ -222,6 +222,7 @@ fn simulate_and_curate(dir: &Path) -> (String, String) {
         image_size: 64,
         gzip: false,
         progress: false,
+        kafka: None,
     })
     .unwrap();
     (

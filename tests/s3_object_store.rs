@@ -98,6 +98,7 @@ async fn curated_triplets_land_on_s3() {
         image_size: 64,
         gzip: false,
         progress: false,
+        kafka: None,
     })
     .unwrap();
     let options = CurateOptions {

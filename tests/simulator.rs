@@ -22,6 +22,7 @@ fn options(out: &Path, users: u64, days: f64, images: bool) -> SimulateOptions {
         image_size: 64,
         gzip: false,
         progress: false,
+        kafka: None,
     }
 }
 

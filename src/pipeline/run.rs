@@ -200,6 +200,7 @@ pub fn simulate_options(
         image_size: sim.image_size,
         gzip: sim.gzip,
         progress,
+        kafka: None,
     })
 }
 

@@ -1,6 +1,7 @@
 //! Where events come from: the built-in community simulator, JSON-lines files, and Kafka.
 
 pub mod file;
+pub mod kafka;
 pub mod simulator;
 
 use std::path::PathBuf;

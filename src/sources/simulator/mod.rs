@@ -42,6 +42,8 @@ pub enum SimulatorError {
     Render { image_id: String, message: String },
     #[error("image size {0} is outside 16..=2048")]
     ImageSize(u32),
+    #[error(transparent)]
+    Kafka(#[from] crate::sources::kafka::KafkaSinkError),
 }
 
 #[derive(Debug, Clone)]
@@ -52,6 +54,8 @@ pub struct SimulateOptions {
     pub image_size: u32,
     pub gzip: bool,
     pub progress: bool,
+    /// Also produce every event to this Kafka topic, keyed by creator id.
+    pub kafka: Option<crate::sources::kafka::KafkaTarget>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -64,6 +68,8 @@ pub struct SimulationSummary {
     #[serde(flatten)]
     pub counts: GeneratedCounts,
     pub peak_live_images: usize,
+    /// Messages produced to Kafka and acknowledged, with `kafka`.
+    pub kafka_messages: Option<u64>,
     pub seconds: f64,
 }
 
@@ -93,7 +99,13 @@ pub fn simulate(options: &SimulateOptions) -> Result<SimulationSummary, Simulato
 
     let mut generator = Generator::new(&options.scenario)?;
     let file = File::create(&events_path).map_err(io(&events_path))?;
-    let mut sink = LineSink::new(file, options.gzip);
+    let mut sink = TeeSink {
+        file: LineSink::new(file, options.gzip),
+        kafka: match &options.kafka {
+            Some(target) => Some(crate::sources::kafka::KafkaSink::connect(target)?),
+            None => None,
+        },
+    };
     let renderer = options
         .images
         .then(|| RenderPool::start(images_dir.clone(), options.image_size));
@@ -105,7 +117,14 @@ pub fn simulate(options: &SimulateOptions) -> Result<SimulationSummary, Simulato
         (end.hours_since(start) * 60.0) as u64,
         "simulating (minutes of community time)",
     );
-    while let Some((now, published)) = generator.step(&mut sink).map_err(io(&events_path))? {
+    let sink_error = |e: TeeError| match e {
+        TeeError::Io(source) => SimulatorError::Io {
+            path: events_path.clone(),
+            source,
+        },
+        TeeError::Kafka(e) => SimulatorError::Kafka(e),
+    };
+    while let Some((now, published)) = generator.step(&mut sink).map_err(sink_error)? {
         if let Some(published) = published {
             if let Some(pool) = &renderer {
                 pool.submit(published.truth.image_id.clone(), published.picture)?;
@@ -118,7 +137,11 @@ pub fn simulate(options: &SimulateOptions) -> Result<SimulationSummary, Simulato
         }
     }
     bar.finish_and_clear();
-    sink.finish().map_err(io(&events_path))?;
+    sink.file.finish().map_err(io(&events_path))?;
+    let kafka_messages = match sink.kafka {
+        Some(kafka) => Some(kafka.finish()?),
+        None => None,
+    };
     if let Some(pool) = renderer {
         pool.finish()?;
     }
@@ -131,8 +154,32 @@ pub fn simulate(options: &SimulateOptions) -> Result<SimulationSummary, Simulato
         end: end.to_string(),
         counts: generator.counts().clone(),
         peak_live_images: peak_live,
+        kafka_messages,
         seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+/// The events file, and Kafka too when asked: the file is what batch curation and the tests
+/// compare the stream against.
+struct TeeSink {
+    file: LineSink,
+    kafka: Option<crate::sources::kafka::KafkaSink>,
+}
+
+enum TeeError {
+    Io(std::io::Error),
+    Kafka(crate::sources::kafka::KafkaSinkError),
+}
+
+impl EventSink for TeeSink {
+    type Error = TeeError;
+    fn deliver(&mut self, key: &str, line: &[u8]) -> Result<(), TeeError> {
+        self.file.deliver(key, line).map_err(TeeError::Io)?;
+        if let Some(kafka) = &mut self.kafka {
+            kafka.deliver(key, line).map_err(TeeError::Kafka)?;
+        }
+        Ok(())
+    }
 }
 
 /// One JSON object per line, optionally gzip-compressed.

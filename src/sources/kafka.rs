@@ -1,0 +1,158 @@
+//! Kafka, producer side: the simulator's events as messages keyed by creator id, so that one
+//! creator's generation sessions land in one partition (their windows then close in one
+//! consumer). The producer is idempotent (`enable.idempotence`: acks from all in-sync replicas,
+//! no duplicates or reordering on retry), and every delivery is confirmed before `finish`
+//! returns: a message the broker did not take is an error, never a silent loss.
+
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use rdkafka::ClientConfig;
+use rdkafka::ClientContext;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::Message;
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+
+use super::simulator::EventSink;
+
+/// Where and how to produce.
+#[derive(Debug, Clone)]
+pub struct KafkaTarget {
+    pub brokers: String,
+    pub topic: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum KafkaSinkError {
+    #[error("kafka producer: {0}")]
+    Client(#[from] KafkaError),
+    #[error("{failed} of {sent} messages were not delivered to {topic}; first error: {first}")]
+    Undelivered {
+        topic: String,
+        sent: u64,
+        failed: u64,
+        first: String,
+    },
+}
+
+/// Counts confirmed and failed deliveries (librdkafka reports them on its own thread).
+#[derive(Default)]
+struct Deliveries {
+    delivered: AtomicU64,
+    failed: AtomicU64,
+    first_error: Mutex<Option<String>>,
+}
+
+#[derive(Clone, Default)]
+struct DeliveryCounter(Arc<Deliveries>);
+
+impl ClientContext for DeliveryCounter {}
+
+impl ProducerContext for DeliveryCounter {
+    type DeliveryOpaque = ();
+    fn delivery(&self, result: &DeliveryResult<'_>, _: Self::DeliveryOpaque) {
+        match result {
+            Ok(_) => {
+                self.0.delivered.fetch_add(1, Ordering::Relaxed);
+            }
+            Err((error, message)) => {
+                self.0.failed.fetch_add(1, Ordering::Relaxed);
+                if let Ok(mut first) = self.0.first_error.lock() {
+                    first.get_or_insert_with(|| {
+                        format!(
+                            "{error} (partition {}, key {:?})",
+                            message.partition(),
+                            message.key().map(String::from_utf8_lossy)
+                        )
+                    });
+                }
+            }
+        }
+    }
+}
+
+pub struct KafkaSink {
+    producer: ThreadedProducer<DeliveryCounter>,
+    counter: DeliveryCounter,
+    topic: String,
+    sent: u64,
+}
+
+/// How long `finish` waits for the last acknowledgements.
+const FLUSH_TIMEOUT: Duration = Duration::from_secs(120);
+
+impl KafkaSink {
+    pub fn connect(target: &KafkaTarget) -> Result<Self, KafkaSinkError> {
+        let counter = DeliveryCounter::default();
+        let producer: ThreadedProducer<DeliveryCounter> = ClientConfig::new()
+            .set("bootstrap.servers", &target.brokers)
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("linger.ms", "20")
+            .set("batch.num.messages", "10000")
+            .set("queue.buffering.max.messages", "500000")
+            .set("queue.buffering.max.kbytes", "262144")
+            .set("compression.type", "lz4")
+            // Keys decide partitions with the Java client's murmur2, so other producers and
+            // tools agree with this one on where a creator's events live.
+            .set("partitioner", "murmur2_random")
+            .create_with_context(counter.clone())?;
+        Ok(Self {
+            producer,
+            counter,
+            topic: target.topic.clone(),
+            sent: 0,
+        })
+    }
+
+    /// Sends one message, waiting while librdkafka's queue is full.
+    pub fn send(&mut self, key: &str, payload: &[u8]) -> Result<(), KafkaSinkError> {
+        let mut record = BaseRecord::to(&self.topic).key(key).payload(payload);
+        loop {
+            match self.producer.send(record) {
+                Ok(()) => break,
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                    record = back;
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Err((error, _)) => return Err(error.into()),
+            }
+        }
+        self.sent += 1;
+        Ok(())
+    }
+
+    /// Waits for every acknowledgement; errors if any message was not delivered.
+    pub fn finish(self) -> Result<u64, KafkaSinkError> {
+        self.producer.flush(FLUSH_TIMEOUT)?;
+        let deliveries = &self.counter.0;
+        let failed = deliveries.failed.load(Ordering::Relaxed);
+        let delivered = deliveries.delivered.load(Ordering::Relaxed);
+        if failed > 0 || delivered != self.sent {
+            let first = deliveries
+                .first_error
+                .lock()
+                .ok()
+                .and_then(|e| e.clone())
+                .unwrap_or_else(|| format!("{delivered} acknowledged"));
+            return Err(KafkaSinkError::Undelivered {
+                topic: self.topic.clone(),
+                sent: self.sent,
+                failed: self.sent - delivered,
+                first,
+            });
+        }
+        Ok(self.sent)
+    }
+}
+
+impl EventSink for KafkaSink {
+    type Error = KafkaSinkError;
+    fn deliver(&mut self, key: &str, line: &[u8]) -> Result<(), KafkaSinkError> {
+        // One event per message: the line without its newline.
+        let payload = line.strip_suffix(b"\n").unwrap_or(line);
+        self.send(key, payload)
+    }
+}
