@@ -21,6 +21,8 @@ pub struct ParseBench {
     pub best_seconds: f64,
     pub events_per_second: f64,
     pub megabytes_per_second: f64,
+    /// The same passes with every record parsed by serde_json (no fast path).
+    pub serde_only_events_per_second: f64,
     pub threads: u32,
 }
 
@@ -43,11 +45,21 @@ pub fn parse(
     };
     let data = std::fs::read(&file).map_err(|e| StageError::io(&file, e))?;
     let mut best = f64::INFINITY;
+    let mut best_serde = f64::INFINITY;
     let mut last = None;
     for _ in 0..repeat.max(1) {
         let started = Instant::now();
-        let pass = one_pass(&data)?;
+        let pass = one_pass(&data, true)?;
         best = best.min(started.elapsed().as_secs_f64());
+        let started = Instant::now();
+        let serde_pass = one_pass(&data, false)?;
+        best_serde = best_serde.min(started.elapsed().as_secs_f64());
+        if serde_pass != pass {
+            return Err(StageError::Failed {
+                stage: "bench".into(),
+                message: "the fast path and serde_json disagree on this input".into(),
+            });
+        }
         last = Some(pass);
     }
     let (counts, images) = last.unwrap_or_default();
@@ -65,12 +77,21 @@ pub fn parse(
         best_seconds: best,
         events_per_second: counts.lines as f64 / best,
         megabytes_per_second: data.len() as f64 / best / 1e6,
+        serde_only_events_per_second: counts.lines as f64 / best_serde,
         threads: 1,
     })
 }
 
-fn one_pass(data: &[u8]) -> Result<(crate::events::IntakeCounts, usize), StageError> {
+fn one_pass(
+    data: &[u8],
+    fast_path: bool,
+) -> Result<(crate::events::IntakeCounts, usize), StageError> {
     let validator = Validator::new(Default::default(), Timestamp::now())?;
+    let validator = if fast_path {
+        validator
+    } else {
+        validator.serde_only()
+    };
     let mut intake = Intake::new(validator, 6.0);
     let mut per_image: crate::hashing::FastMap<Box<str>, (u32, u32)> = crate::hashing::fast_map();
     for (index, line) in data.split(|&b| b == b'\n').enumerate() {

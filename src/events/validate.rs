@@ -56,6 +56,7 @@ pub struct Validator {
     limits: Limits,
     min_ts: Timestamp,
     max_ts: Timestamp,
+    fast_path: bool,
 }
 
 impl Validator {
@@ -70,7 +71,15 @@ impl Validator {
             max_ts: now.plus_micros(skew),
             min_ts,
             limits,
+            fast_path: true,
         })
+    }
+
+    /// Every record through serde_json, as before the fast path existed: `bench parse` uses
+    /// it to measure what the fast path is worth in the same run.
+    pub fn serde_only(mut self) -> Self {
+        self.fast_path = false;
+        self
     }
 
     pub fn limits(&self) -> &Limits {
@@ -89,7 +98,9 @@ impl Validator {
                 ),
             ));
         }
-        if let Some(raw) = super::scan::scan(bytes) {
+        if self.fast_path
+            && let Some(raw) = super::scan::scan(bytes)
+        {
             return self.check(raw);
         }
         // serde_json validates UTF-8 in every string it keeps; a full pass up front would cost
