@@ -1,6 +1,6 @@
 //! The batch driver: event files in, triplet files on object storage and a manifest out.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
@@ -11,6 +11,7 @@ use tracing::{info, warn};
 use crate::events::{
     DeadLetter, Event, Intake, IntakeCounts, Limits, Outcome, SourcePosition, Timestamp, Validator,
 };
+use crate::hashing::{FastMap, fast_map};
 use crate::pipeline::StageError;
 use crate::sources::file::JsonlReader;
 use crate::store::{Catalog, CuratedImage, ManifestEntry, ObjectRoot};
@@ -104,7 +105,7 @@ pub async fn curate(
         index_ids: 0,
         supplied: match &options.image_dedup {
             ImageDedup::Supplied(path) => load_supplied_hashes(path)?,
-            _ => HashMap::new(),
+            _ => fast_map(),
         },
         dedup: options.image_dedup.clone(),
         images_root,
@@ -303,13 +304,14 @@ fn raw_count(raw: &mut RawCounts, event: &Event<'_>) {
     }
 }
 
-fn load_supplied_hashes(path: &std::path::Path) -> Result<HashMap<String, u64>, StageError> {
+fn load_supplied_hashes(path: &std::path::Path) -> Result<FastMap<String, u64>, StageError> {
     let frame = crate::sources::simulator::read_truth(path)?;
     let ids = frame.column("image_id")?.str()?.clone();
     let hashes = frame.column("phash")?.u64()?.clone();
-    Ok((0..frame.height())
-        .filter_map(|i| Some((ids.get(i)?.to_owned(), hashes.get(i)?)))
-        .collect())
+    let mut map = fast_map();
+    map.reserve(frame.height());
+    map.extend((0..frame.height()).filter_map(|i| Some((ids.get(i)?.to_owned(), hashes.get(i)?))));
+    Ok(map)
 }
 
 #[derive(Default)]
@@ -326,7 +328,7 @@ struct SessionProcessor {
     hasher: PerceptualHasher,
     index: NearDuplicateIndex,
     index_ids: u64,
-    supplied: HashMap<String, u64>,
+    supplied: FastMap<String, u64>,
     dedup: ImageDedup,
     images_root: Option<ObjectRoot>,
     clusterer: PromptClusterer,

@@ -70,6 +70,9 @@ impl Hasher for PrehashedHasher {
             self.0 = self.0.rotate_left(8) ^ u64::from(b);
         }
     }
+    fn write_u128(&mut self, value: u128) {
+        self.0 = value as u64 ^ (value >> 64) as u64;
+    }
     fn write_u64(&mut self, value: u64) {
         self.0 = value;
     }

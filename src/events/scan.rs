@@ -96,9 +96,20 @@ fn set_uint<T: TryFrom<u64>>(slot: &mut Option<T>, value: Value<'_>) -> Option<(
 }
 
 /// The fields of a plain record, or `None` when serde must decide.
+#[cfg(test)]
 pub(super) fn scan(bytes: &[u8]) -> Option<RawEvent<'_>> {
-    let mut s = Scanner { bytes, at: 0 };
     let mut raw = RawEvent::default();
+    scan_into(bytes, &mut raw).then_some(raw)
+}
+
+/// Fills `raw` (which must be empty) from a plain record; `false` when serde must decide, and
+/// `raw` is then to be discarded.
+pub(super) fn scan_into<'a>(bytes: &'a [u8], raw: &mut RawEvent<'a>) -> bool {
+    scan_fields(bytes, raw).is_some()
+}
+
+fn scan_fields<'a>(bytes: &'a [u8], raw: &mut RawEvent<'a>) -> Option<()> {
+    let mut s = Scanner { bytes, at: 0 };
     s.eat(b'{')?;
     s.skip_ws();
     if s.bytes.get(s.at) == Some(&b'}') {
@@ -139,7 +150,7 @@ pub(super) fn scan(bytes: &[u8]) -> Option<RawEvent<'_>> {
         }
     }
     s.skip_ws();
-    (s.at == bytes.len()).then_some(raw)
+    (s.at == bytes.len()).then_some(())
 }
 
 #[cfg(test)]

@@ -62,7 +62,7 @@ pub async fn ingest_files(
                 path: shown.clone(),
                 line,
             }) {
-                Outcome::Valid(Event::Publish(p)) => batch.publishes.push(into_owned(p)),
+                Outcome::Valid(Event::Publish(p)) => batch.publishes.push(into_owned(*p)),
                 Outcome::Valid(Event::View(v)) => {
                     batch.counters.entry(v.image_id.into_owned()).or_default().0 += 1;
                 }

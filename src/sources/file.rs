@@ -22,6 +22,8 @@ pub struct JsonlReader {
     line: u64,
     buf: Vec<u8>,
     keep_bytes: usize,
+    /// Bytes of the reader's buffer handed out as the last record, consumed on the next call.
+    lent: usize,
 }
 
 impl JsonlReader {
@@ -59,6 +61,7 @@ impl JsonlReader {
             line: 0,
             buf: Vec::with_capacity(4096),
             keep_bytes: max_record_bytes.saturating_add(1),
+            lent: 0,
         }
     }
 
@@ -66,7 +69,40 @@ impl JsonlReader {
         &self.path
     }
 
+    /// The line ending at `newline` in the reader's buffer, consumed on the next call.
+    fn lend(&mut self, newline: usize) -> Result<Option<Record<'_>>, SourceError> {
+        let bytes = self.reader.fill_buf().map_err(|source| SourceError::Io {
+            path: PathBuf::from(&self.path),
+            source,
+        })?;
+        let mut end = newline;
+        if end > 0 && bytes[end - 1] == b'\r' {
+            end -= 1;
+        }
+        self.lent = newline + 1;
+        self.line += 1;
+        Ok(Some(Record {
+            payload: &bytes[..end],
+            raw_len: end as u64,
+            line: self.line,
+        }))
+    }
+
     pub fn next_record(&mut self) -> Result<Option<Record<'_>>, SourceError> {
+        self.reader.consume(std::mem::take(&mut self.lent));
+        // Most lines sit whole in the reader's buffer: lend them out instead of copying (the
+        // copy was a tenth of curation's time). Lines across a buffer boundary, or longer
+        // than kept, take the copying path below.
+        let whole_line = loop {
+            match self.reader.fill_buf() {
+                Ok(bytes) => break memchr::memchr(b'\n', bytes).filter(|&i| i <= self.keep_bytes),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(_) => break None,
+            }
+        };
+        if let Some(newline) = whole_line {
+            return self.lend(newline);
+        }
         self.buf.clear();
         let mut raw_len: u64 = 0;
         let mut saw_any = false;

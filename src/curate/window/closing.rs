@@ -89,7 +89,7 @@ impl Windows {
         let mut images: Vec<ClosedImage> = session
             .images
             .iter()
-            .filter_map(|id| self.open_images.remove(id))
+            .filter_map(|key| self.open_images.remove(key))
             .map(|open| {
                 let spam_remixes = open
                     .remixers

@@ -395,7 +395,7 @@ impl<'s> Generator<'s> {
                 phash,
             });
         }
-        let event = Event::Publish(Publish {
+        let event = Event::Publish(Box::new(Publish {
             event_id: self.new_event_id().into(),
             ts: Timestamp::from_micros(now),
             image_id: image_id.as_str().into(),
@@ -405,7 +405,7 @@ impl<'s> Generator<'s> {
             image_uri: format!("{image_id}.png").into(),
             model: session.model.into(),
             creator_followers: followers,
-        });
+        }));
         self.emit(now, &session.creator_id, &event, sink)?;
         self.counts.images += 1;
         let truth = TruthRow {
