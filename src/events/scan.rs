@@ -16,6 +16,8 @@ enum Value<'a> {
 
 struct Scanner<'a> {
     bytes: &'a [u8],
+    /// The same record as text: validated once per record rather than once per string.
+    text: &'a str,
     at: usize,
 }
 
@@ -38,11 +40,11 @@ impl<'a> Scanner<'a> {
         if rest[end] != b'"' {
             return None;
         }
-        let raw = &rest[..end];
-        if raw.iter().any(|&b| b < 0x20) {
+        if rest[..end].iter().any(|&b| b < 0x20) {
             return None;
         }
-        let text = std::str::from_utf8(raw).ok()?;
+        // Quotes are ASCII, so both ends are character boundaries of the validated text.
+        let text = self.text.get(self.at..self.at + end)?;
         self.at += end + 1;
         Some(text)
     }
@@ -109,7 +111,9 @@ pub(super) fn scan_into<'a>(bytes: &'a [u8], raw: &mut RawEvent<'a>) -> bool {
 }
 
 fn scan_fields<'a>(bytes: &'a [u8], raw: &mut RawEvent<'a>) -> Option<()> {
-    let mut s = Scanner { bytes, at: 0 };
+    // JSON is UTF-8 throughout; a record that is not is serde's to reject.
+    let text = std::str::from_utf8(bytes).ok()?;
+    let mut s = Scanner { bytes, text, at: 0 };
     s.eat(b'{')?;
     s.skip_ws();
     if s.bytes.get(s.at) == Some(&b'}') {
