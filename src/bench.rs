@@ -232,6 +232,8 @@ fn duckdb_windowed_counts(file: &Path, window_hours: f64) -> Option<(f64, u64, u
 import sys, time, duckdb
 path, window = sys.argv[1], float(sys.argv[2])
 con = duckdb.connect()
+# Its progress bar goes to stdout on queries over ~2 s and would garble the figures.
+con.execute("SET enable_progress_bar = false")
 threads = con.execute("select current_setting('threads')").fetchone()[0]
 sql = f"""
 with ev as (
@@ -269,12 +271,18 @@ print(time.perf_counter() - t, n, threads)
         return None;
     }
     let text = String::from_utf8_lossy(&output.stdout);
-    let mut parts = text.split_whitespace();
-    Some((
-        parts.next()?.parse().ok()?,
-        parts.next()?.parse().ok()?,
-        parts.next()?.parse().ok()?,
-    ))
+    let figures = text.lines().last().and_then(|line| {
+        let mut parts = line.split_whitespace();
+        Some((
+            parts.next()?.parse().ok()?,
+            parts.next()?.parse().ok()?,
+            parts.next()?.parse().ok()?,
+        ))
+    });
+    if figures.is_none() {
+        tracing::warn!("duckdb comparison: unexpected output {text:?}");
+    }
+    figures
 }
 
 /// A default-scenario community of `users` over `days`, events and truth only, in `out`.
