@@ -107,7 +107,10 @@ impl ParamSource {
     }
 }
 
-impl SimpleBackend for ParamSource {
+/// `VarBuilder` owns its backend; the model keeps a second handle to read the weights back.
+struct SharedSource(Arc<ParamSource>);
+
+impl SimpleBackend for SharedSource {
     fn get(
         &self,
         shape: Shape,
@@ -116,12 +119,13 @@ impl SimpleBackend for ParamSource {
         dtype: DType,
         device: &Device,
     ) -> candle_core::Result<Tensor> {
-        let tensor = self
+        let source = &self.0;
+        let tensor = source
             .initial(&shape, name, init)?
             .to_dtype(dtype)?
             .to_device(device)?;
-        if self.train && self.trainable.trains(&self.spec, name) {
-            let mut variables = self
+        if source.train && source.trainable.trains(&source.spec, name) {
+            let mut variables = source
                 .variables
                 .data()
                 .lock()
@@ -136,7 +140,8 @@ impl SimpleBackend for ParamSource {
             };
             return Ok(var.as_tensor().clone());
         }
-        self.constants
+        source
+            .constants
             .lock()
             .map_err(|_| candle_core::Error::Msg("constant map poisoned".into()))?
             .insert(name.to_owned(), tensor.clone());
@@ -149,14 +154,15 @@ impl SimpleBackend for ParamSource {
         dtype: DType,
         device: &Device,
     ) -> candle_core::Result<Tensor> {
-        self.file
+        self.0
+            .file
             .get_unchecked(name)?
             .to_dtype(dtype)?
             .to_device(device)
     }
 
     fn contains_tensor(&self, name: &str) -> bool {
-        self.file.contains_tensor(name) || Self::is_invented_by_candle(name)
+        self.0.file.contains_tensor(name) || ParamSource::is_invented_by_candle(name)
     }
 }
 
@@ -296,35 +302,6 @@ impl RewardModel {
             (images.len(), 3, size, size),
             &self.device,
         )?)
-    }
-}
-
-/// `VarBuilder` owns its backend; the model keeps a second handle to read the weights back.
-struct SharedSource(Arc<ParamSource>);
-
-impl SimpleBackend for SharedSource {
-    fn get(
-        &self,
-        shape: Shape,
-        name: &str,
-        init: Init,
-        dtype: DType,
-        device: &Device,
-    ) -> candle_core::Result<Tensor> {
-        self.0.get(shape, name, init, dtype, device)
-    }
-
-    fn get_unchecked(
-        &self,
-        name: &str,
-        dtype: DType,
-        device: &Device,
-    ) -> candle_core::Result<Tensor> {
-        self.0.get_unchecked(name, dtype, device)
-    }
-
-    fn contains_tensor(&self, name: &str) -> bool {
-        self.0.contains_tensor(name)
     }
 }
 
