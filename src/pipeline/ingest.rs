@@ -1,5 +1,7 @@
-//! The `ingest` stage on files: validated events folded into the catalog in batches, one
-//! transaction per batch, dead letters stored beside them.
+//! The `ingest` stage on files: validated events folded into the catalog in batches (images,
+//! then counter deltas, then dead letters, each in its own transaction), dead letters stored
+//! beside them. Re-running it over the same files adds the counters again: exactly-once
+//! bookkeeping (offsets committed with the deltas) is the Kafka consumer's job.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
