@@ -13,7 +13,7 @@ with open(path) as f:
     compose = yaml.safe_load(f)
 
 services = compose.get("services", {})
-required = {"postgres", "kafka", "minio", "minio-init", "migrate", "job"}
+required = {"postgres", "kafka", "minio", "minio-init", "migrate", "job", "nightly"}
 missing = required - services.keys()
 assert not missing, f"services missing: {sorted(missing)}"
 for name, service in services.items():
@@ -24,4 +24,8 @@ for name in ("postgres", "kafka", "minio"):
     assert "healthcheck" in services[name], f"{name}: needs a healthcheck"
 env = services["migrate"]["environment"]
 assert env["SR_CATALOG__URL"].startswith("postgres://"), "migrate must use PostgreSQL"
+for name in ("job", "nightly"):
+    pipeline = services[name]["command"][-1]
+    with open(pipeline) as f:  # the pipeline file a service runs must exist
+        f.read()
 print(f"{path}: {len(services)} services OK")
