@@ -340,3 +340,62 @@ async fn simulate_curate_train_eval_beats_the_untrained_baseline() {
     };
     assert!(train(&other_seed, None, None).await.is_err());
 }
+
+#[tokio::test]
+async fn score_prints_one_line_per_image_and_null_for_unreadable_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("model").display().to_string();
+    write_model_files(&model, tiny_model_files(5).unwrap())
+        .await
+        .unwrap();
+    let picture = dir.path().join("fox.png");
+    image::RgbImage::from_fn(80, 60, |x, y| image::Rgb([x as u8 * 3, y as u8 * 4, 90]))
+        .save(&picture)
+        .unwrap();
+    std::fs::write(dir.path().join("broken.png"), b"\x89PNG not really").unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_social-reward"))
+        .args([
+            "--quiet",
+            "score",
+            "--model",
+            &model,
+            "--prompt",
+            "a red fox",
+        ])
+        .arg(&picture)
+        .arg(dir.path().join("broken.png"))
+        .arg(dir.path().join("missing.png"))
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let lines: Vec<serde_json::Value> = String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3);
+    let score = lines[0]["score"].as_f64().unwrap();
+    assert!((-1.0..=1.0).contains(&score), "a cosine: {score}");
+    assert!(lines[1]["score"].is_null() && lines[1]["error"].is_string());
+    assert!(lines[2]["score"].is_null());
+    // Deterministic: the same model and picture score the same.
+    let again = std::process::Command::new(env!("CARGO_BIN_EXE_social-reward"))
+        .args([
+            "--quiet",
+            "score",
+            "--model",
+            &model,
+            "--prompt",
+            "a red fox",
+        ])
+        .arg(&picture)
+        .output()
+        .unwrap();
+    let again: serde_json::Value =
+        serde_json::from_str(String::from_utf8(again.stdout).unwrap().trim()).unwrap();
+    assert_eq!(again["score"], lines[0]["score"]);
+}
