@@ -6,7 +6,7 @@ mod common;
 use std::borrow::Cow;
 
 use social_reward::events::{DeadLetter, Publish, Reason, Rejection, SourcePosition, Timestamp};
-use social_reward::store::{Catalog, CounterDelta, RunStatus};
+use social_reward::store::{Catalog, ConsumedOffsets, CounterDelta, RunStatus};
 
 fn publish(image_id: &str) -> Publish<'static> {
     Publish {
@@ -135,6 +135,71 @@ async fn exercise(catalog: &Catalog) {
     assert_eq!((counts.images, counts.dead_letters, counts.runs), (2, 2, 1));
 }
 
+/// A consumed batch lands whole: images, counters, dead letters and the partitions' next
+/// offsets together, and a later batch moves the offsets on.
+async fn batches_commit_with_their_offsets(catalog: &Catalog) {
+    let consumed = ConsumedOffsets {
+        group: "g",
+        topic: "events",
+        next_offsets: &[(0, 120), (3, 7)],
+    };
+    let delta = |image: &str, views| CounterDelta {
+        image_id: image.into(),
+        views,
+        remixes: 1,
+    };
+    let letter = DeadLetter::new(
+        b"nope",
+        4,
+        Rejection::new(Reason::MalformedJson, "expected value"),
+        SourcePosition::Kafka {
+            topic: "events".into(),
+            partition: 3,
+            offset: 5,
+        },
+    );
+    let applied = catalog
+        .apply_batch(
+            "stream",
+            &[publish("s1")],
+            &[delta("s1", 4), delta("unknown", 2)],
+            &[letter],
+            Some(&consumed),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        applied.images_inserted, 1,
+        "the publish and its views in one batch"
+    );
+    assert_eq!(applied.unmatched, vec![delta("unknown", 2)]);
+    assert_eq!(applied.dead_letters_stored, 1);
+    assert_eq!(catalog.image_counters("s1").await.unwrap(), Some((4, 1)));
+    assert_eq!(
+        catalog.stored_offsets("g", "events").await.unwrap(),
+        vec![(0, 120), (3, 7)]
+    );
+    let later = ConsumedOffsets {
+        next_offsets: &[(3, 9)],
+        ..consumed.clone()
+    };
+    catalog
+        .apply_batch("stream", &[], &[delta("s1", 1)], &[], Some(&later))
+        .await
+        .unwrap();
+    assert_eq!(
+        catalog.stored_offsets("g", "events").await.unwrap(),
+        vec![(0, 120), (3, 9)]
+    );
+    assert!(
+        catalog
+            .stored_offsets("other", "events")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
 #[tokio::test]
 async fn sqlite_catalog_migrates_and_round_trips() {
     let dir = tempfile::tempdir().unwrap();
@@ -142,10 +207,11 @@ async fn sqlite_catalog_migrates_and_round_trips() {
     let catalog = Catalog::open(&url).await.unwrap();
     assert_eq!(catalog.backend(), "sqlite");
     exercise(&catalog).await;
+    batches_commit_with_their_offsets(&catalog).await;
     catalog.close().await;
     // Reopening finds the data and the applied migrations.
     let reopened = Catalog::open(&url).await.unwrap();
-    assert_eq!(reopened.table_counts().await.unwrap().images, 2);
+    assert_eq!(reopened.table_counts().await.unwrap().images, 3);
     reopened.close().await;
 }
 
@@ -155,6 +221,35 @@ async fn postgres_catalog_migrates_and_round_trips() {
     let catalog = Catalog::open(&db.url).await.unwrap();
     assert_eq!(catalog.backend(), "postgres");
     exercise(&catalog).await;
+    batches_commit_with_their_offsets(&catalog).await;
+
+    // All or nothing: PostgreSQL refuses a NUL in text, so this batch fails as a whole and
+    // neither its counters nor its offsets move.
+    let mut bad = publish("s2");
+    bad.prompt = "a fox\0".into();
+    let failed = catalog
+        .apply_batch(
+            "stream",
+            &[bad],
+            &[CounterDelta {
+                image_id: "s1".into(),
+                views: 100,
+                remixes: 0,
+            }],
+            &[],
+            Some(&ConsumedOffsets {
+                group: "g",
+                topic: "events",
+                next_offsets: &[(0, 999)],
+            }),
+        )
+        .await;
+    assert!(failed.is_err());
+    assert_eq!(catalog.image_counters("s1").await.unwrap(), Some((5, 2)));
+    assert_eq!(
+        catalog.stored_offsets("g", "events").await.unwrap(),
+        vec![(0, 120), (3, 9)]
+    );
     catalog.close().await;
     db.drop_now().await;
 }

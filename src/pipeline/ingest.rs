@@ -1,7 +1,7 @@
-//! The `ingest` stage on files: validated events folded into the catalog in batches (images,
-//! then counter deltas, then dead letters, each in its own transaction), dead letters stored
-//! beside them. Re-running it over the same files adds the counters again: exactly-once
-//! bookkeeping (offsets committed with the deltas) is the Kafka consumer's job.
+//! The `ingest` stage on files: validated events folded into the catalog in batches, one
+//! transaction per batch (images, counter deltas, dead letters). Files carry no offsets, so
+//! re-running it over the same files adds the counters again; the Kafka consumer stores each
+//! partition's next offset in the same transaction (`Catalog::apply_batch`) instead.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -106,14 +106,14 @@ struct Totals {
 }
 
 impl Totals {
-    /// Publishes go first so that views of images published in the same batch find them.
+    /// Publishes are written first in the transaction, so that views of images published in
+    /// the same batch find them.
     async fn flush(
         &mut self,
         catalog: &Catalog,
         run_id: &str,
         batch: Batch,
     ) -> Result<(), StageError> {
-        self.images_inserted += catalog.insert_images(&batch.publishes).await?;
         let mut deltas: Vec<CounterDelta> = batch
             .counters
             .into_iter()
@@ -125,11 +125,14 @@ impl Totals {
             .collect();
         deltas.sort_by(|a, b| a.image_id.cmp(&b.image_id));
         let total: i64 = deltas.iter().map(|d| d.views + d.remixes).sum();
-        let unmatched = catalog.add_counters(&deltas).await?;
-        let lost: i64 = unmatched.iter().map(|d| d.views + d.remixes).sum();
+        let applied = catalog
+            .apply_batch(run_id, &batch.publishes, &deltas, &batch.dead, None)
+            .await?;
+        let lost: i64 = applied.unmatched.iter().map(|d| d.views + d.remixes).sum();
+        self.images_inserted += applied.images_inserted;
         self.counted_events += (total - lost) as u64;
         self.unknown_image_events += lost as u64;
-        self.dead_letters_stored += catalog.insert_dead_letters(run_id, &batch.dead).await?;
+        self.dead_letters_stored += applied.dead_letters_stored;
         Ok(())
     }
 }

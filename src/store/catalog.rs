@@ -78,6 +78,23 @@ pub struct CounterDelta {
     pub remixes: i64,
 }
 
+/// Where a consumer stands after a batch: (partition, next offset to read) per partition.
+#[derive(Debug, Clone)]
+pub struct ConsumedOffsets<'a> {
+    pub group: &'a str,
+    pub topic: &'a str,
+    pub next_offsets: &'a [(i32, i64)],
+}
+
+/// What `apply_batch` changed.
+#[derive(Debug, Clone, Default)]
+pub struct AppliedBatch {
+    pub images_inserted: u64,
+    /// Deltas whose image the catalog does not know (reported, never dropped silently).
+    pub unmatched: Vec<CounterDelta>,
+    pub dead_letters_stored: u64,
+}
+
 /// One triplet file in the manifest.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ManifestEntry {
@@ -177,28 +194,10 @@ impl Catalog {
     /// Inserts images from publish events; a publish seen before (same image_id) is left as is,
     /// so replaying a stream never resets counters.
     pub async fn insert_images(&self, images: &[Publish<'_>]) -> Result<u64, CatalogError> {
-        const SQL: &str = "INSERT INTO images (image_id, creator_id, generation_id, prompt, \
-            image_uri, model, creator_followers, published_at, publish_event_id) \
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (image_id) DO NOTHING";
-        let mut inserted = 0;
+        let inserted;
         on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
-            for image in images {
-                let followers = i64::try_from(image.creator_followers).unwrap_or(i64::MAX);
-                inserted += sqlx::query(SQL)
-                    .bind(image.image_id.as_ref())
-                    .bind(image.creator_id.as_ref())
-                    .bind(image.generation_id.as_ref())
-                    .bind(image.prompt.as_ref())
-                    .bind(image.image_uri.as_ref())
-                    .bind(image.model.as_ref())
-                    .bind(followers)
-                    .bind(image.ts.to_chrono())
-                    .bind(image.event_id.as_ref())
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
-            }
+            inserted = insert_image_rows!(tx, images);
             tx.commit().await?;
         });
         Ok(inserted)
@@ -210,23 +209,10 @@ impl Catalog {
         &self,
         deltas: &[CounterDelta],
     ) -> Result<Vec<CounterDelta>, CatalogError> {
-        const SQL: &str =
-            "UPDATE images SET views = views + $1, remixes = remixes + $2 WHERE image_id = $3";
-        let mut unmatched = Vec::new();
+        let unmatched;
         on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
-            for delta in deltas {
-                let matched = sqlx::query(SQL)
-                    .bind(delta.views)
-                    .bind(delta.remixes)
-                    .bind(delta.image_id.as_str())
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
-                if matched == 0 {
-                    unmatched.push(delta.clone());
-                }
-            }
+            unmatched = add_counter_rows!(tx, deltas);
             tx.commit().await?;
         });
         Ok(unmatched)
@@ -238,44 +224,72 @@ impl Catalog {
         run_id: &str,
         letters: &[DeadLetter],
     ) -> Result<u64, CatalogError> {
-        const SQL: &str = "INSERT INTO dead_letters (run_id, reason, detail, position, source, \
-            file_path, line, topic, partition_id, kafka_offset, raw, raw_len, created_at) \
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
-            ON CONFLICT (position) DO NOTHING";
-        let now = Utc::now();
-        let mut inserted = 0;
+        let inserted;
         on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
-            for letter in letters {
-                let (source, file_path, line, topic, partition, offset) = match &letter.position {
-                    SourcePosition::File { path, line } => {
-                        ("file", Some(path.as_str()), Some(*line as i64), None, None, None)
-                    }
-                    SourcePosition::Kafka { topic, partition, offset } => {
-                        ("kafka", None, None, Some(topic.as_str()), Some(*partition), Some(*offset))
-                    }
-                };
-                inserted += sqlx::query(SQL)
-                    .bind(run_id)
-                    .bind(letter.reason.as_str())
-                    .bind(letter.detail.as_str())
-                    .bind(letter.position.to_string())
-                    .bind(source)
-                    .bind(file_path)
-                    .bind(line)
-                    .bind(topic)
-                    .bind(partition)
-                    .bind(offset)
-                    .bind(letter.raw.as_slice())
-                    .bind(i64::try_from(letter.raw_len).unwrap_or(i64::MAX))
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
-            }
+            inserted = insert_dead_letter_rows!(tx, run_id, letters);
             tx.commit().await?;
         });
         Ok(inserted)
+    }
+
+    /// One batch of consumed events in ONE transaction: new images, counter deltas, dead
+    /// letters and, for a Kafka consumer, the next offset of each partition the batch came
+    /// from. A crash leaves either all of it or none, so a consumer that restarts from the
+    /// stored offsets counts every event exactly once.
+    pub async fn apply_batch(
+        &self,
+        run_id: &str,
+        publishes: &[Publish<'_>],
+        deltas: &[CounterDelta],
+        letters: &[DeadLetter],
+        offsets: Option<&ConsumedOffsets<'_>>,
+    ) -> Result<AppliedBatch, CatalogError> {
+        const OFFSET_SQL: &str = "INSERT INTO consumer_offsets (consumer_group, topic, \
+            partition_id, next_offset, updated_at) VALUES ($1, $2, $3, $4, $5) \
+            ON CONFLICT (consumer_group, topic, partition_id) DO UPDATE \
+            SET next_offset = excluded.next_offset, updated_at = excluded.updated_at";
+        let applied;
+        on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let images_inserted = insert_image_rows!(tx, publishes);
+            let unmatched = add_counter_rows!(tx, deltas);
+            let dead_letters_stored = insert_dead_letter_rows!(tx, run_id, letters);
+            if let Some(consumed) = offsets {
+                for &(partition, next_offset) in consumed.next_offsets {
+                    sqlx::query(OFFSET_SQL)
+                        .bind(consumed.group)
+                        .bind(consumed.topic)
+                        .bind(partition)
+                        .bind(next_offset)
+                        .bind(Utc::now())
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
+            tx.commit().await?;
+            applied = AppliedBatch {
+                images_inserted,
+                unmatched,
+                dead_letters_stored,
+            };
+        });
+        Ok(applied)
+    }
+
+    /// The next offset to read of each partition of `topic` for `group`, as last committed.
+    pub async fn stored_offsets(
+        &self,
+        group: &str,
+        topic: &str,
+    ) -> Result<Vec<(i32, i64)>, CatalogError> {
+        const SQL: &str = "SELECT partition_id, next_offset FROM consumer_offsets \
+            WHERE consumer_group = $1 AND topic = $2 ORDER BY partition_id";
+        Ok(on_pool!(self, pool => sqlx::query_as::<_, (i32, i64)>(SQL)
+            .bind(group)
+            .bind(topic)
+            .fetch_all(pool)
+            .await?))
     }
 
     pub async fn dead_letters_by_reason(&self) -> Result<Vec<(String, i64)>, CatalogError> {

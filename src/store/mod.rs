@@ -1,10 +1,13 @@
 //! Where state and results live: the catalog (PostgreSQL or SQLite), Parquet files on object
 //! storage, and dead letters.
 
+#[macro_use]
+mod catalog_rows;
 pub mod catalog;
 pub mod objects;
 
 pub use catalog::{
-    Catalog, CatalogError, CounterDelta, CuratedImage, ManifestEntry, RunStatus, TableCounts,
+    AppliedBatch, Catalog, CatalogError, ConsumedOffsets, CounterDelta, CuratedImage,
+    ManifestEntry, RunStatus, TableCounts,
 };
 pub use objects::{ObjectError, ObjectRoot};
