@@ -124,6 +124,15 @@ fn parse_triplets(bytes: &[u8], key_split: Option<&str>) -> PolarsResult<Vec<Tri
 /// Preprocessed pixels, shared between the batches that reuse an image.
 pub type Pixels = Arc<Vec<f32>>;
 
+/// The rows of a batch whose two images could both be used, with their pixels in row order.
+pub struct PairBatch<'r> {
+    pub rows: Vec<&'r TripletRow>,
+    pub positives: Vec<Pixels>,
+    pub negatives: Vec<Pixels>,
+    /// Rows dropped because an image was missing, too large or undecodable.
+    pub skipped: usize,
+}
+
 /// Fetches images relative to the images root (or by absolute URL/path), preprocesses them on
 /// all cores and keeps up to `cache_limit` of them in memory.
 pub struct ImageLoader {
@@ -169,6 +178,32 @@ impl ImageLoader {
         root.get(name, MAX_IMAGE_BYTES)
             .await
             .map_err(|e| e.to_string())
+    }
+
+    /// Both images of each row; a row with an unusable image is left out and counted.
+    pub async fn load_pairs<'r>(&mut self, rows: &[&'r TripletRow]) -> PairBatch<'r> {
+        let paths: Vec<&str> = rows
+            .iter()
+            .flat_map(|r| [r.pos_path.as_str(), r.neg_path.as_str()])
+            .collect();
+        let pixels = self.load(&paths).await;
+        let mut batch = PairBatch {
+            rows: Vec::with_capacity(rows.len()),
+            positives: Vec::with_capacity(rows.len()),
+            negatives: Vec::with_capacity(rows.len()),
+            skipped: 0,
+        };
+        for (row, pair) in rows.iter().zip(pixels.chunks(2)) {
+            match (&pair[0], &pair[1]) {
+                (Some(pos), Some(neg)) => {
+                    batch.rows.push(row);
+                    batch.positives.push(pos.clone());
+                    batch.negatives.push(neg.clone());
+                }
+                _ => batch.skipped += 1,
+            }
+        }
+        batch
     }
 
     /// The pixels of each path, `None` where the image is missing, too large or undecodable.

@@ -49,32 +49,26 @@ pub async fn judge(
 ) -> Result<Judged, TrainError> {
     let mut judged = Judged::default();
     for chunk in rows.chunks(batch_size.max(1)) {
-        let paths: Vec<&str> = chunk
-            .iter()
-            .flat_map(|r| [r.pos_path.as_str(), r.neg_path.as_str()])
-            .collect();
-        let pixels = loader.load(&paths).await;
-        let mut prompts = Vec::new();
-        let mut images: Vec<&[f32]> = Vec::new();
-        let mut kept = Vec::new();
-        for (row, pair) in chunk.iter().zip(pixels.chunks(2)) {
-            match (&pair[0], &pair[1]) {
-                (Some(pos), Some(neg)) => {
-                    prompts.push(row.prompt.as_str());
-                    images.push(pos);
-                    images.push(neg);
-                    kept.push(row);
-                }
-                _ => judged.skipped += 1,
-            }
-        }
-        if kept.is_empty() {
+        let chunk: Vec<&TripletRow> = chunk.iter().collect();
+        let pairs = loader.load_pairs(&chunk).await;
+        judged.skipped += pairs.skipped;
+        if pairs.rows.is_empty() {
             continue;
         }
         // Each prompt twice, beside its positive then its negative image.
-        let doubled: Vec<&str> = prompts.iter().flat_map(|p| [*p, *p]).collect();
+        let doubled: Vec<&str> = pairs
+            .rows
+            .iter()
+            .flat_map(|r| [r.prompt.as_str(), r.prompt.as_str()])
+            .collect();
+        let images: Vec<&[f32]> = pairs
+            .positives
+            .iter()
+            .zip(&pairs.negatives)
+            .flat_map(|(p, n)| [p.as_slice(), n.as_slice()])
+            .collect();
         let scores = model.scores(&doubled, &model.pixel_batch(&images)?)?;
-        for (row, pair) in kept.iter().zip(scores.chunks(2)) {
+        for (row, pair) in pairs.rows.iter().zip(scores.chunks(2)) {
             judged.correct.push(pair[0] >= pair[1]);
             judged.unique_prompt.push(row.unique_prompt);
         }
@@ -169,6 +163,7 @@ pub async fn evaluate(options: &EvalOptions) -> Result<EvalSummary, TrainError> 
     let model = RewardModel::load(&options.model, Trainable::Paper, false, &device).await?;
     let mut loader = ImageLoader::new(&options.images, model.image_size(), 100_000)?;
     let judged = judge(&model, &rows, &mut loader, options.batch_size).await?;
+    let image_size = model.image_size();
     drop(model);
     let baseline_url = match &options.baseline {
         Some(url) => Some(url.clone()),
@@ -177,7 +172,10 @@ pub async fn evaluate(options: &EvalOptions) -> Result<EvalSummary, TrainError> 
     let baseline = match &baseline_url {
         Some(url) => {
             let base = RewardModel::load(url, Trainable::Paper, false, &device).await?;
-            let mut loader = ImageLoader::new(&options.images, base.image_size(), 100_000)?;
+            // Same input size: the pictures already preprocessed for the model serve again.
+            if base.image_size() != image_size {
+                loader = ImageLoader::new(&options.images, base.image_size(), 100_000)?;
+            }
             Some(judge(&base, &rows, &mut loader, options.batch_size).await?)
         }
         None => None,

@@ -337,28 +337,18 @@ pub async fn train(
             .iter()
             .map(|&i| &train_set.rows[i])
             .collect();
-        let paths: Vec<&str> = batch
-            .iter()
-            .flat_map(|r| [r.pos_path.as_str(), r.neg_path.as_str()])
-            .collect();
-        let pixels = loader.load(&paths).await;
-        let mut prompts = Vec::new();
-        let mut positives: Vec<&[f32]> = Vec::new();
-        let mut negatives: Vec<&[f32]> = Vec::new();
-        for (row, pair) in batch.iter().zip(pixels.chunks(2)) {
-            match (&pair[0], &pair[1]) {
-                (Some(pos), Some(neg)) => {
-                    prompts.push(row.prompt.as_str());
-                    positives.push(pos);
-                    negatives.push(neg);
-                }
-                _ => skipped += 1,
-            }
-        }
-        if !prompts.is_empty() {
-            let kept = prompts.len();
-            positives.extend(negatives);
-            let images = model.embed_images(&model.pixel_batch(&positives)?)?;
+        let pairs = loader.load_pairs(&batch).await;
+        skipped += pairs.skipped;
+        if !pairs.rows.is_empty() {
+            let kept = pairs.rows.len();
+            let prompts: Vec<&str> = pairs.rows.iter().map(|r| r.prompt.as_str()).collect();
+            let pixels: Vec<&[f32]> = pairs
+                .positives
+                .iter()
+                .chain(&pairs.negatives)
+                .map(|p| p.as_slice())
+                .collect();
+            let images = model.embed_images(&model.pixel_batch(&pixels)?)?;
             let text = model.embed_prompts(&prompts)?;
             let loss = triplet_loss(
                 &text,

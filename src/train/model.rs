@@ -377,19 +377,23 @@ fn draw(rng: &mut rand_chacha::ChaCha8Rng, count: usize, std: f64) -> Result<Vec
     Ok((0..count).map(|_| normal.sample(rng) as f32).collect())
 }
 
-/// The tiny model over the simulator's prompt vocabulary.
-pub fn tiny_model_files(seed: u64) -> Result<Vec<(&'static str, Vec<u8>)>, TrainError> {
+/// A word-level `tokenizer.json` over the simulator's prompt vocabulary, and its size.
+fn simulator_tokenizer() -> Result<(Vec<u8>, usize), TrainError> {
     let words = crate::sources::simulator::prompts::vocabulary();
     let tokenizer = word_level_tokenizer_json(words.iter().map(String::as_str))?;
     let vocab = PromptTokenizer::from_json(&tokenizer, 77)?.vocab_size();
+    Ok((tokenizer, vocab))
+}
+
+/// The tiny model over the simulator's prompt vocabulary.
+pub fn tiny_model_files(seed: u64) -> Result<Vec<(&'static str, Vec<u8>)>, TrainError> {
+    let (tokenizer, vocab) = simulator_tokenizer()?;
     random_model_files(&ClipSpec::tiny(vocab), tokenizer, seed)
 }
 
 /// ViT-B/32's shape with the tiny vocabulary (the text tower's cost barely depends on it).
 pub fn vit_b32_model_files(seed: u64) -> Result<Vec<(&'static str, Vec<u8>)>, TrainError> {
-    let words = crate::sources::simulator::prompts::vocabulary();
-    let tokenizer = word_level_tokenizer_json(words.iter().map(String::as_str))?;
-    let vocab = PromptTokenizer::from_json(&tokenizer, 77)?.vocab_size();
+    let (tokenizer, vocab) = simulator_tokenizer()?;
     random_model_files(&ClipSpec::vit_b32(vocab), tokenizer, seed)
 }
 
