@@ -156,7 +156,11 @@ pub async fn curate(
     let scratch =
         std::env::temp_dir().join(format!("social-reward-bench-curate-{}", std::process::id()));
     let (file, truth) = match events {
-        Some(path) => (path.to_path_buf(), None),
+        // The simulator's truth table beside the events supplies the perceptual hashes.
+        Some(path) => {
+            let truth = path.with_file_name("truth.parquet");
+            (path.to_path_buf(), truth.exists().then_some(truth))
+        }
         None => {
             let summary = simulate_without_images(&scratch, users, days)?;
             (summary.events, Some(summary.truth))

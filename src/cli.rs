@@ -1,6 +1,7 @@
 //! The command line: parse arguments, call the library, print one JSON summary line on stdout.
 
 mod model;
+mod stream;
 
 use std::path::PathBuf;
 
@@ -42,6 +43,9 @@ enum Command {
     },
     /// Curate event files into debiased preference triplets (Parquet on object storage).
     Curate(CurateArgs),
+    /// Consume events from Kafka as a consumer group and curate them as windows close, with an
+    /// exactly-once effect on the catalog and the triplet files.
+    Ingest(stream::IngestArgs),
     /// Check event files: every line ends valid, duplicate or dead-lettered, with its reason.
     Validate(ValidateArgs),
     /// Train the reward model (CLIP + triplet loss) on curated triplets.
@@ -227,6 +231,7 @@ pub fn main() -> Result<()> {
         Command::Eval(args) => print(&runtime()?.block_on(model::eval(args))?),
         Command::Score(args) => runtime()?.block_on(model::score(args)),
         Command::Curate(args) => print(&runtime()?.block_on(curate(args, progress))?),
+        Command::Ingest(args) => print(&runtime()?.block_on(stream::ingest(args))?),
         Command::Db {
             command: DbCommand::Migrate { db },
         } => {

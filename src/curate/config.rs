@@ -29,11 +29,16 @@ pub struct CurateConfig {
     /// Both images need at least this many views in their window.
     pub min_views: u32,
     pub spam: SpamRule,
-    /// No prompt cluster may contribute more than this share of a batch's triplets.
+    /// No prompt cluster may contribute more than this share of one day's (`dt=`) triplets, and
+    /// hence of any run's.
     pub max_cluster_share: f64,
     /// Also pair images of one creator across sessions of the same prompt cluster published
     /// within this many hours of each other (0 = only within a generation session).
     pub same_cluster_fallback_hours: f64,
+    /// Reposts and prompt clusters are recognised across this many days of publishing. It bounds
+    /// the memory of the near-duplicate index and the prompt clusterer, which would otherwise
+    /// grow with every image and prompt of the stream; the catalog remembers older hashes.
+    pub recall_days: u32,
     pub split: SplitRule,
     pub clustering: ClusterConfig,
     pub phash: PhashConfig,
@@ -53,6 +58,7 @@ impl Default for CurateConfig {
             spam: SpamRule::default(),
             max_cluster_share: 0.01,
             same_cluster_fallback_hours: 0.0,
+            recall_days: 3,
             split: SplitRule::default(),
             clustering: ClusterConfig::default(),
             phash: PhashConfig::default(),
@@ -109,7 +115,7 @@ impl Default for SplitRule {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Split {
     Train,

@@ -10,13 +10,14 @@ use crate::events::Timestamp;
 use super::window::{ClosedImage, ClosedSession};
 
 /// An eligible image remembered for pairing with the creator's next sessions.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct PooledImage {
     pub image: ClosedImage,
     pub generation_id: String,
 }
 
 /// Recent eligible images per (creator, prompt cluster), forgotten once older than the horizon.
+#[derive(serde::Serialize, serde::Deserialize)]
 pub struct FallbackPool {
     horizon_micros: i64,
     by_key: HashMap<(String, String), VecDeque<PooledImage>>,

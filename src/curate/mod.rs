@@ -9,11 +9,15 @@
 //! the batch command here and the streaming consumer.
 
 pub mod config;
+pub mod curator;
+pub mod emit;
 pub mod evaluate;
 pub mod fallback;
 pub mod pairs;
+pub mod partition;
 pub mod phash;
 pub mod prompt;
+pub mod recall;
 pub mod triplets;
 pub mod window;
 

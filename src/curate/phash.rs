@@ -26,6 +26,8 @@ use image::imageops::FilterType;
 use image::{DynamicImage, GrayImage, ImageDecoder, ImageError, ImageReader, Limits};
 use image_hasher::{HashAlg, HasherConfig};
 
+use super::recall::Recall;
+
 #[derive(Debug, thiserror::Error)]
 pub enum HashError {
     #[error("image {0} is larger than the {1}-byte limit")]
@@ -157,13 +159,18 @@ pub fn hamming(a: u64, b: u64) -> u32 {
 /// and bucket scans (sequential, vectorised) trade against each other: at d = 9, five ~13-bit
 /// blocks probed within one bit (70 probes, buckets of ~n/8,192) measured faster than four
 /// 16-bit blocks probed within two bits (548 probes, buckets of ~n/65,536).
+#[derive(serde::Serialize, serde::Deserialize)]
 pub struct NearDuplicateIndex {
     max_distance: u32,
-    /// Bits each block may differ by and still be probed.
-    radius: u32,
-    /// (shift, width) of each block; the blocks cover the 64 bits once.
-    blocks: Vec<(u32, u32)>,
-    /// One table per block: `1 << width` buckets of (hashes, insertion numbers).
+    blocks: Blocks,
+    generations: Recall<Generation>,
+}
+
+/// The hashes of one span of days (see `recall`).
+#[derive(Default, serde::Serialize, serde::Deserialize)]
+struct Generation {
+    /// One table per block: `1 << width` buckets of (hashes, insertion numbers); empty until
+    /// the first insert, so that a dropped generation's successor costs nothing before use.
     tables: Vec<Vec<Bucket>>,
     /// Root id of each inserted hash, by insertion order.
     roots: Vec<u64>,
@@ -188,23 +195,24 @@ fn for_each_within(value: u64, width: u32, radius: u32, visit: &mut impl FnMut(u
     flip_more(value, 0, width, radius, visit);
 }
 
-impl NearDuplicateIndex {
-    pub fn new(max_distance: u32) -> Self {
+/// (shift, width) of each block of a hash; the blocks cover the 64 bits once.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Blocks {
+    /// Bits each block may differ by and still be probed.
+    radius: u32,
+    blocks: Vec<(u32, u32)>,
+}
+
+impl Blocks {
+    fn new(max_distance: u32) -> Self {
         // floor(d/2)+1 blocks: every block is probed within one bit at most; at least four,
         // so that a table (2^width buckets) stays small whatever d.
         let m = (max_distance / 2 + 1).clamp(4, 64);
-        let blocks: Vec<(u32, u32)> = (0..m)
-            .map(|i| (i * 64 / m, (i + 1) * 64 / m - i * 64 / m))
-            .collect();
         Self {
-            max_distance,
             radius: max_distance / m,
-            tables: blocks
-                .iter()
-                .map(|&(_, width)| (0..1usize << width).map(|_| Bucket::default()).collect())
+            blocks: (0..m)
+                .map(|i| (i * 64 / m, (i + 1) * 64 / m - i * 64 / m))
                 .collect(),
-            blocks,
-            roots: Vec::new(),
         }
     }
 
@@ -212,39 +220,85 @@ impl NearDuplicateIndex {
         let (shift, width) = self.blocks[table];
         hash >> shift & (u64::MAX >> (64 - width))
     }
+}
 
-    /// Returns the root id of the earliest inserted hash within `max_distance`, if any; either
-    /// way the hash is inserted, pointing at that root or, without one, at `id` itself.
-    pub fn insert(&mut self, id: u64, hash: u64) -> Option<u64> {
+impl Generation {
+    /// Root id of the earliest hash here within `max_distance` of `hash`.
+    fn find(&self, blocks: &Blocks, hash: u64, max_distance: u32) -> Option<u64> {
         let mut best = u32::MAX;
         for (t, table) in self.tables.iter().enumerate() {
-            let value = self.block(hash, t);
-            for_each_within(value, self.blocks[t].1, self.radius, &mut |probe| {
+            let value = blocks.block(hash, t);
+            for_each_within(value, blocks.blocks[t].1, blocks.radius, &mut |probe| {
                 let (hashes, seqs) = &table[probe as usize];
                 // A bucket's first hit is its earliest, since buckets grow in insertion order.
-                if let Some(i) = first_within(hashes, hash, self.max_distance) {
+                if let Some(i) = first_within(hashes, hash, max_distance) {
                     best = best.min(seqs[i]);
                 }
             });
         }
-        let found = self.roots.get(best as usize).copied();
+        self.roots.get(best as usize).copied()
+    }
+
+    fn push(&mut self, blocks: &Blocks, hash: u64, root: u64) {
+        if self.tables.is_empty() {
+            self.tables = blocks
+                .blocks
+                .iter()
+                .map(|&(_, width)| (0..1usize << width).map(|_| Bucket::default()).collect())
+                .collect();
+        }
         let seq = self.roots.len() as u32;
-        self.roots.push(found.unwrap_or(id));
+        self.roots.push(root);
         for t in 0..self.tables.len() {
-            let value = self.block(hash, t) as usize;
+            let value = blocks.block(hash, t) as usize;
             let (hashes, seqs) = &mut self.tables[t][value];
             hashes.push(hash);
             seqs.push(seq);
         }
+    }
+}
+
+impl NearDuplicateIndex {
+    /// An index that never forgets.
+    pub fn new(max_distance: u32) -> Self {
+        Self::with_recall(max_distance, 0)
+    }
+
+    /// An index that remembers hashes of the last `recall_days` to `2 * recall_days` days of
+    /// publishing (see `recall`); 0 remembers all.
+    pub fn with_recall(max_distance: u32, recall_days: u32) -> Self {
+        Self {
+            max_distance,
+            blocks: Blocks::new(max_distance),
+            generations: Recall::new(recall_days),
+        }
+    }
+
+    /// Moves to the publish day of the hashes inserted next, forgetting the oldest generation
+    /// when its time is up.
+    pub fn advance_to(&mut self, day: i64) {
+        self.generations.advance_to(day);
+    }
+
+    /// Returns the root id of the earliest remembered hash within `max_distance`, if any;
+    /// either way the hash is inserted, pointing at that root or, without one, at `id` itself.
+    pub fn insert(&mut self, id: u64, hash: u64) -> Option<u64> {
+        let found = self
+            .generations
+            .generations()
+            .find_map(|g| g.find(&self.blocks, hash, self.max_distance));
+        self.generations
+            .current_mut()
+            .push(&self.blocks, hash, found.unwrap_or(id));
         found
     }
 
     pub fn len(&self) -> usize {
-        self.roots.len()
+        self.generations.generations().map(|g| g.roots.len()).sum()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.roots.is_empty()
+        self.len() == 0
     }
 }
 
@@ -438,5 +492,36 @@ mod tests {
                 assert_eq!(index.insert(i as u64, h), want, "d {d}, hash {i}");
             }
         }
+    }
+
+    #[test]
+    fn the_index_forgets_hashes_older_than_its_recall() {
+        let mut index = NearDuplicateIndex::with_recall(9, 2);
+        index.advance_to(0);
+        assert_eq!(index.insert(1, 0xf0f0), None);
+        index.advance_to(2);
+        assert_eq!(
+            index.insert(2, 0xf0f1),
+            Some(1),
+            "one span later it is still known"
+        );
+        index.advance_to(3);
+        assert_eq!(index.insert(3, 0xffff_0000), None);
+        index.advance_to(4);
+        assert_eq!(
+            index.insert(4, 0xf0f0),
+            Some(1),
+            "the repost of day 2 kept the root"
+        );
+        index.advance_to(8);
+        assert_eq!(
+            index.insert(5, 0xf0f0),
+            Some(1),
+            "day 4's copy is one span back"
+        );
+        index.advance_to(10);
+        index.advance_to(12);
+        assert_eq!(index.insert(6, 0xf0f0), None, "two spans later it is gone");
+        assert_eq!(index.len(), 1);
     }
 }

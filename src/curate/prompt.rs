@@ -25,6 +25,8 @@ use unicode_normalization::UnicodeNormalization;
 use unicode_normalization::char::is_combining_mark;
 use xxhash_rust::xxh3::xxh3_64_with_seed;
 
+use super::recall::Recall;
+
 /// Entries compared per new prompt, those sharing the most bands with it first.
 const MAX_CANDIDATES: usize = 32;
 /// Entries kept per LSH bucket: a crowded bucket holds only common words, more add nothing.
@@ -102,28 +104,46 @@ pub struct ClusterAssignment {
     pub cluster_id: String,
 }
 
-/// Online near-duplicate clustering: assignments depend only on the sequence of prompts seen,
-/// so a batch run and a streaming run over the same events agree. Memory grows with distinct
-/// normalized prompts, not with events.
+/// Online near-duplicate clustering: assignments depend only on the sequence of prompts seen
+/// (and their publish days), so a batch run and a streaming run over the same events agree.
+/// Memory grows with the distinct normalized prompts of the last `recall_days` to twice that
+/// (see `recall`), not with events or the length of the stream.
+#[derive(serde::Serialize, serde::Deserialize)]
 pub struct PromptClusterer {
     min_jaccard: f64,
     rows: usize,
     seeds: Vec<u64>,
+    clusters: usize,
+    memory: Recall<Memory>,
+}
+
+/// What the clusterer knows of one span of days.
+#[derive(Default, serde::Serialize, serde::Deserialize)]
+struct Memory {
     /// Normalized text → (prompt key, cluster key): the whole path for a repeated prompt.
     prompts: HashMap<Box<str>, (u64, u64)>,
     /// Hash of a word multiset → cluster key, so prompts differing only in fillers agree.
     multisets: HashMap<u64, u64>,
     /// Each distinct word multiset, its cluster key and whether it founded the cluster.
     entries: Vec<(Box<[u64]>, u64, bool)>,
-    clusters: usize,
     /// Band key → (newest node of a linked list in `nodes`, length): smaller than a `Vec` per
     /// bucket. A node is (index in `entries`, next node or `NO_NODE`).
     buckets: HashMap<u64, (u32, u32)>,
     nodes: Vec<(u32, u32)>,
 }
 
+/// The best match found so far: (similarity, index in its memory, cluster key).
+type Match = (f64, u32, u64);
+
 impl PromptClusterer {
+    /// A clusterer that never forgets.
     pub fn new(config: ClusterConfig) -> Self {
+        Self::with_recall(config, 0)
+    }
+
+    /// A clusterer that remembers the prompts of the last `recall_days` to `2 * recall_days`
+    /// days of publishing; 0 remembers all.
+    pub fn with_recall(config: ClusterConfig, recall_days: u32) -> Self {
         // Capped, so that a wild config cannot make every new prompt expensive.
         let (bands, rows) = (config.bands.min(64), config.rows.min(16));
         let seeds = (0..bands * rows).map(|i| xxh3_64_with_seed(b"prompt minhash", i as u64));
@@ -131,25 +151,26 @@ impl PromptClusterer {
             min_jaccard: config.min_jaccard,
             rows,
             seeds: seeds.collect(),
-            prompts: HashMap::new(),
-            multisets: HashMap::new(),
-            entries: Vec::new(),
             clusters: 0,
-            buckets: HashMap::new(),
-            nodes: Vec::new(),
+            memory: Recall::new(recall_days),
         }
+    }
+
+    /// Moves to the publish day of the prompts assigned next, forgetting the older generation
+    /// of prompts when its time is up.
+    pub fn advance_to(&mut self, day: i64) {
+        self.memory.advance_to(day);
     }
 
     /// Returns the cluster id ("pk-" + 16 hex chars of the cluster's first prompt key) for this
     /// prompt, creating a new cluster when no earlier prompt is similar enough.
     pub fn assign(&mut self, prompt: &str) -> ClusterAssignment {
         let normalized = normalize(prompt);
-        let (key, cluster) = match self.prompts.get(normalized.as_str()) {
+        let (key, cluster) = match self.memory.current().prompts.get(normalized.as_str()) {
             Some(&known) => known,
             None => {
                 let key = key_bits(&normalized);
-                let cluster = self.place(&normalized, key);
-                self.prompts.insert(normalized.into(), (key, cluster));
+                let cluster = self.place(normalized, key);
                 (key, cluster)
             }
         };
@@ -159,39 +180,45 @@ impl PromptClusterer {
         }
     }
 
+    /// Clusters created, forgotten ones included.
     pub fn clusters(&self) -> usize {
         self.clusters
     }
 
     pub fn distinct_prompts(&self) -> usize {
-        self.prompts.len()
+        self.memory.generations().map(|m| m.prompts.len()).sum()
     }
 
-    /// Cluster key for a normalized prompt seen for the first time.
-    fn place(&mut self, normalized: &str, key: u64) -> u64 {
-        let words = word_multiset(normalized);
+    /// Cluster key for a normalized prompt new to the current generation; what the older one
+    /// knew of it is carried over, so that prompts in use are never forgotten.
+    fn place(&mut self, normalized: String, key: u64) -> u64 {
+        let previous = self.memory.previous();
+        let known_before = previous.and_then(|m| m.prompts.get(normalized.as_str()).copied());
+        let words = word_multiset(&normalized);
         // 64-bit hashes stand in for words and multisets, as the 64-bit prompt key does for text.
         let multiset = words.iter().fold(0x5e7, |h, &w| mix(h ^ w));
-        if let Some(&cluster) = self.multisets.get(&multiset) {
+        let current = self.memory.current();
+        if let Some(&cluster) = current.multisets.get(&multiset) {
+            self.memory
+                .current_mut()
+                .prompts
+                .insert(normalized.into(), (key, cluster));
             return cluster;
         }
         let band_keys = self.band_keys(&words);
-        let found = self.best_match(&words, &band_keys);
-        // Past 4 billion entries or nodes new entries go unindexed: no panic, only no matches.
-        let last = self.nodes.len().max(self.entries.len()) + band_keys.len();
-        let fits = u32::try_from(last).is_ok();
-        let (entry, mut node) = (self.entries.len() as u32, self.nodes.len() as u32);
-        for band_key in band_keys.into_iter().filter(|_| fits) {
-            let (next, len) = self.buckets.entry(band_key).or_insert((NO_NODE, 0));
-            if (*len as usize) < BUCKET_CAP {
-                self.nodes.push((entry, *next));
-                (*next, *len, node) = (node, *len + 1, node + 1);
-            }
-        }
+        let found = match known_before.map(|(_, cluster)| cluster) {
+            Some(cluster) => Some(cluster),
+            None => previous
+                .and_then(|m| m.multisets.get(&multiset).copied())
+                .or_else(|| self.best_match(&words, &band_keys)),
+        };
         self.clusters += usize::from(found.is_none());
         let cluster = found.unwrap_or(key);
-        self.entries.push((words.into(), cluster, found.is_none()));
-        self.multisets.insert(multiset, cluster);
+        // Whoever's key names the cluster founded it, in whichever generation that was.
+        let founder = cluster == key;
+        let memory = self.memory.current_mut();
+        memory.remember(words, multiset, &band_keys, cluster, founder);
+        memory.prompts.insert(normalized.into(), (key, cluster));
         cluster
     }
 
@@ -209,6 +236,46 @@ impl PromptClusterer {
         bands.filter(|_| !words.is_empty()).map(band_key).collect()
     }
 
+    /// Cluster of the most similar nested entry in either generation; on equal similarity the
+    /// earliest, the older generation's entries being earlier than the newer's.
+    fn best_match(&self, words: &[u64], band_keys: &[u64]) -> Option<u64> {
+        let mut best: Option<Match> = None;
+        for memory in self.memory.generations() {
+            let found = memory.best_match(words, band_keys, self.min_jaccard);
+            if let Some(found) = found
+                && best.is_none_or(|(s, _, _)| found.0 > s)
+            {
+                best = Some(found);
+            }
+        }
+        best.map(|(_, _, cluster)| cluster)
+    }
+}
+
+impl Memory {
+    fn remember(
+        &mut self,
+        words: Vec<u64>,
+        multiset: u64,
+        band_keys: &[u64],
+        cluster: u64,
+        founder: bool,
+    ) {
+        // Past 4 billion entries or nodes new entries go unindexed: no panic, only no matches.
+        let last = self.nodes.len().max(self.entries.len()) + band_keys.len();
+        let fits = u32::try_from(last).is_ok();
+        let (entry, mut node) = (self.entries.len() as u32, self.nodes.len() as u32);
+        for &band_key in band_keys.iter().filter(|_| fits) {
+            let (next, len) = self.buckets.entry(band_key).or_insert((NO_NODE, 0));
+            if (*len as usize) < BUCKET_CAP {
+                self.nodes.push((entry, *next));
+                (*next, *len, node) = (node, *len + 1, node + 1);
+            }
+        }
+        self.entries.push((words.into(), cluster, founder));
+        self.multisets.insert(multiset, cluster);
+    }
+
     /// Indexes in `entries` of the bucket of `band_key`, newest first.
     fn bucket(&self, band_key: u64) -> impl Iterator<Item = u32> + '_ {
         let mut node = self.buckets.get(&band_key).map_or(NO_NODE, |b| b.0);
@@ -219,16 +286,16 @@ impl PromptClusterer {
         })
     }
 
-    /// Cluster of the most similar nested entry (earliest on ties) among the candidates that
-    /// share the most bands with `words`.
-    fn best_match(&self, words: &[u64], band_keys: &[u64]) -> Option<u64> {
+    /// The most similar nested entry (earliest on ties) among the candidates that share the
+    /// most bands with `words`.
+    fn best_match(&self, words: &[u64], band_keys: &[u64], min_jaccard: f64) -> Option<Match> {
         let mut candidates: Vec<u32> = band_keys.iter().flat_map(|&b| self.bucket(b)).collect();
         candidates.sort_unstable();
         let runs = candidates.chunk_by(|a, b| a == b);
         let mut ranked: Vec<_> = runs.filter_map(|r| Some((r.len(), *r.first()?))).collect();
         // Shared bands estimate similarity; among equals the earliest comes first.
         ranked.sort_unstable_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
-        let mut best: Option<(f64, u32, u64)> = None;
+        let mut best: Option<Match> = None;
         for &(_, index) in ranked.iter().take(MAX_CANDIDATES) {
             let Some((entry, cluster, founder)) = self.entries.get(index as usize) else {
                 continue;
@@ -239,11 +306,11 @@ impl PromptClusterer {
                 continue;
             };
             let better = best.is_none_or(|(s, i, _)| (similarity, i) > (s, index));
-            if (inside || *founder) && similarity >= self.min_jaccard && better {
+            if (inside || *founder) && similarity >= min_jaccard && better {
                 best = Some((similarity, index, *cluster));
             }
         }
-        best.map(|(_, _, cluster)| cluster)
+        best
     }
 }
 
@@ -395,5 +462,28 @@ mod tests {
         let replay = |c: &mut PromptClusterer| seen.iter().map(|p| c.assign(p)).collect::<Vec<_>>();
         let mut fresh = PromptClusterer::new(ClusterConfig::default());
         assert_eq!(replay(&mut clusterer), replay(&mut fresh));
+    }
+
+    #[test]
+    fn prompts_in_use_are_remembered_and_idle_ones_forgotten() {
+        let mut clusterer = PromptClusterer::with_recall(ClusterConfig::default(), 1);
+        let template = "a golden fox in a misty forest at dawn, oil painting";
+        let variant = "a golden fox in a misty forest at dawn, epic oil painting";
+        let other = "a red bicycle leaning on a brick wall in the rain";
+        clusterer.advance_to(0);
+        let first = clusterer.assign(template).cluster_id;
+        clusterer.advance_to(1);
+        assert_eq!(clusterer.assign(variant).cluster_id, first, "one day later");
+        let bicycle = clusterer.assign(other).cluster_id;
+        clusterer.advance_to(2);
+        assert_eq!(clusterer.assign(template).cluster_id, first, "carried over");
+        clusterer.advance_to(3);
+        clusterer.advance_to(4);
+        assert_eq!(clusterer.distinct_prompts(), 0, "two idle days forget all");
+        // A forgotten template founds its cluster again, under the same id.
+        assert_eq!(clusterer.assign(template).cluster_id, first);
+        assert_eq!(clusterer.assign(variant).cluster_id, first);
+        assert_ne!(clusterer.assign(other).cluster_id, first);
+        assert_eq!(clusterer.assign(other).cluster_id, bicycle);
     }
 }

@@ -29,7 +29,7 @@ pub const COLUMNS: &[&str] = &[
     "pipeline_version",
 ];
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Triplet {
     pub prompt: String,
     pub pos_path: String,
@@ -112,15 +112,18 @@ pub fn apply_cluster_cap(triplets: &mut Vec<Triplet>, max_share: f64) -> usize {
     before - triplets.len()
 }
 
-/// Marks val/test triplets whose prompt cluster never occurs in train.
-pub fn mark_unique_prompts(triplets: &mut [Triplet]) {
+/// Marks val/test triplets whose prompt cluster occurs neither in these train triplets nor,
+/// by `in_earlier_train`, in train triplets written before.
+pub fn mark_unique_prompts(triplets: &mut [Triplet], in_earlier_train: impl Fn(&str) -> bool) {
     let train: HashSet<String> = triplets
         .iter()
         .filter(|t| t.split == Split::Train)
         .map(|t| t.prompt_cluster.clone())
         .collect();
     for t in triplets.iter_mut() {
-        t.unique_prompt = t.split != Split::Train && !train.contains(&t.prompt_cluster);
+        t.unique_prompt = t.split != Split::Train
+            && !train.contains(&t.prompt_cluster)
+            && !in_earlier_train(&t.prompt_cluster);
     }
 }
 
@@ -243,11 +246,13 @@ mod tests {
         ];
         rows[1].split = Split::Test;
         rows[2].split = Split::Val;
-        mark_unique_prompts(&mut rows);
+        mark_unique_prompts(&mut rows, |_| false);
         assert_eq!(
             rows.iter().map(|t| t.unique_prompt).collect::<Vec<_>>(),
             [false, false, true]
         );
+        mark_unique_prompts(&mut rows, |cluster| cluster == "b");
+        assert!(!rows[2].unique_prompt, "b was in an earlier day's train");
     }
 
     #[test]

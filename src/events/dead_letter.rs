@@ -2,10 +2,10 @@
 
 use std::fmt;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Why a record was rejected. Stable snake_case names: they are metric labels and catalog values.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Reason {
     PayloadTooLarge,
@@ -73,7 +73,7 @@ impl Rejection {
 }
 
 /// Where a record came from, precise enough to find it again.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "source", rename_all = "snake_case")]
 pub enum SourcePosition {
     File {
@@ -104,7 +104,7 @@ impl fmt::Display for SourcePosition {
 /// `raw_len` still records the original size.
 pub const MAX_KEPT_RAW_BYTES: usize = 64 * 1024;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeadLetter {
     pub raw: Vec<u8>,
     pub raw_len: u64,

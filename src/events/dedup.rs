@@ -13,7 +13,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 
 use super::timestamp::{MICROS_PER_HOUR, Timestamp};
 
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub struct EventIdDedup {
     horizon_micros: i64,
     newest: i64,
@@ -58,7 +58,7 @@ impl EventIdDedup {
 }
 
 /// The keys are already xxh3 hashes; hashing them again would only cost time.
-#[derive(Default)]
+#[derive(Default, Clone, Copy)]
 pub struct PrehashedHasher(u64);
 
 impl Hasher for PrehashedHasher {

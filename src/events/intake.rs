@@ -16,7 +16,7 @@ pub enum Outcome<'a> {
     Dead(DeadLetter),
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct IntakeCounts {
     pub lines: u64,
     pub valid: u64,
@@ -49,6 +49,20 @@ impl Intake {
             validator,
             dedup: EventIdDedup::new(dedup_horizon_hours),
             counts: IntakeCounts::default(),
+        }
+    }
+
+    /// What an intake remembers (recent event ids and its counts), for a state snapshot.
+    pub fn memory(&self) -> (&EventIdDedup, &IntakeCounts) {
+        (&self.dedup, &self.counts)
+    }
+
+    /// An intake that goes on from a snapshot's memory.
+    pub fn restore(validator: Validator, dedup: EventIdDedup, counts: IntakeCounts) -> Self {
+        Self {
+            validator,
+            dedup,
+            counts,
         }
     }
 

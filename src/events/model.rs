@@ -11,7 +11,9 @@ use super::Timestamp;
 
 pub const SCHEMA_VERSION: u32 = 1;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum EventKind {
     Publish,
@@ -52,6 +54,23 @@ pub struct Publish<'a> {
     pub image_uri: Cow<'a, str>,
     pub model: Cow<'a, str>,
     pub creator_followers: u64,
+}
+
+impl Publish<'_> {
+    /// The same event, owning its text (to outlive the buffer it was parsed from).
+    pub fn into_owned(self) -> Publish<'static> {
+        Publish {
+            event_id: self.event_id.into_owned().into(),
+            ts: self.ts,
+            image_id: self.image_id.into_owned().into(),
+            creator_id: self.creator_id.into_owned().into(),
+            generation_id: self.generation_id.into_owned().into(),
+            prompt: self.prompt.into_owned().into(),
+            image_uri: self.image_uri.into_owned().into(),
+            model: self.model.into_owned().into(),
+            creator_followers: self.creator_followers,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

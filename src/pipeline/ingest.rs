@@ -64,7 +64,7 @@ pub async fn ingest_files(
                 path: shown.clone(),
                 line,
             }) {
-                Outcome::Valid(Event::Publish(p)) => batch.publishes.push(into_owned(*p)),
+                Outcome::Valid(Event::Publish(p)) => batch.publishes.push(p.into_owned()),
                 Outcome::Valid(Event::View(v)) => {
                     batch.counters.entry(v.image_id.into_owned()).or_default().0 += 1;
                 }
@@ -134,19 +134,5 @@ impl Totals {
         self.unknown_image_events += lost as u64;
         self.dead_letters_stored += applied.dead_letters_stored;
         Ok(())
-    }
-}
-
-fn into_owned(p: Publish<'_>) -> Publish<'static> {
-    Publish {
-        event_id: p.event_id.into_owned().into(),
-        ts: p.ts,
-        image_id: p.image_id.into_owned().into(),
-        creator_id: p.creator_id.into_owned().into(),
-        generation_id: p.generation_id.into_owned().into(),
-        prompt: p.prompt.into_owned().into(),
-        image_uri: p.image_uri.into_owned().into(),
-        model: p.model.into_owned().into(),
-        creator_followers: p.creator_followers,
     }
 }

@@ -3,6 +3,7 @@
 pub mod config;
 pub mod ingest;
 pub mod run;
+pub mod stream;
 pub mod validate;
 
 use std::path::Path;

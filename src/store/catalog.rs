@@ -429,56 +429,12 @@ impl Catalog {
         files: &[ManifestEntry],
         images: &[CuratedImage<'_>],
     ) -> Result<u64, CatalogError> {
-        const IMAGE_SQL: &str = "INSERT INTO images (image_id, creator_id, generation_id, prompt, \
-            image_uri, model, creator_followers, published_at, publish_event_id, views, remixes, \
-            prompt_key, prompt_cluster, phash, emitted_run_id, emitted_at) \
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) \
-            ON CONFLICT (image_id) DO UPDATE SET views = excluded.views, \
-            remixes = excluded.remixes, prompt_key = excluded.prompt_key, \
-            prompt_cluster = excluded.prompt_cluster, phash = excluded.phash, \
-            emitted_run_id = excluded.emitted_run_id, emitted_at = excluded.emitted_at";
-        const FILE_SQL: &str = "INSERT INTO triplet_files (uri, rows, blake3, split, dt, run_id, \
-            created_at) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (uri) DO NOTHING";
         let now = Utc::now();
-        let mut new_files = 0;
+        let new_files;
         on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
-            for curated in images {
-                let r = &curated.image.record;
-                sqlx::query(IMAGE_SQL)
-                    .bind(r.image_id.as_str())
-                    .bind(r.creator_id.as_str())
-                    .bind(r.generation_id.as_str())
-                    .bind(r.prompt.as_ref())
-                    .bind(r.image_uri.as_str())
-                    .bind(r.model.as_str())
-                    .bind(i64::try_from(r.creator_followers).unwrap_or(i64::MAX))
-                    .bind(r.published_at.to_chrono())
-                    .bind(r.publish_event_id.as_str())
-                    .bind(i64::from(curated.image.views))
-                    .bind(i64::from(curated.image.remixes))
-                    .bind(curated.prompt_key)
-                    .bind(curated.prompt_cluster)
-                    // Stored bit for bit: SQL has no unsigned 64-bit integer.
-                    .bind(curated.phash.map(|h| h as i64))
-                    .bind(run_id)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            for file in files {
-                new_files += sqlx::query(FILE_SQL)
-                    .bind(file.uri.as_str())
-                    .bind(file.rows)
-                    .bind(file.blake3.as_str())
-                    .bind(file.split.as_str())
-                    .bind(file.dt.as_str())
-                    .bind(run_id)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
-            }
+            upsert_emitted_image_rows!(tx, run_id, now, images);
+            new_files = insert_file_rows!(tx, run_id, now, files);
             tx.commit().await?;
         });
         Ok(new_files)
@@ -528,3 +484,6 @@ impl Catalog {
         )
     }
 }
+
+mod stream_state;
+pub use stream_state::{CommitOutcome, PartitionCommit, PartitionState};

@@ -7,7 +7,7 @@ pub mod catalog;
 pub mod objects;
 
 pub use catalog::{
-    AppliedBatch, Catalog, CatalogError, ConsumedOffsets, CounterDelta, CuratedImage,
-    ManifestEntry, RunStatus, TableCounts,
+    AppliedBatch, Catalog, CatalogError, CommitOutcome, ConsumedOffsets, CounterDelta,
+    CuratedImage, ManifestEntry, PartitionCommit, PartitionState, RunStatus, TableCounts,
 };
 pub use objects::{ObjectError, ObjectRoot};

@@ -8,10 +8,30 @@ use std::cmp::Reverse;
 use super::*;
 
 impl Windows {
-    /// Closes every session whose windows lie behind the watermark, and gives up on buffered
-    /// events no publish can claim any more (returned as `unknown_image` dead letters).
+    /// The sessions closed and the buffered events given up on (as `unknown_image` dead
+    /// letters) since the last call, in the order they happened.
     pub fn advance(&mut self) -> (Vec<ClosedSession>, Vec<DeadLetter>) {
+        self.close_due();
+        (
+            std::mem::take(&mut self.ready_closed),
+            std::mem::take(&mut self.ready_expired),
+        )
+    }
+
+    /// Closes every session whose windows lie behind the watermark, and gives up on buffered
+    /// events no publish can claim any more. Called whenever the watermark moves, before the
+    /// event that moved it is counted: what closes, and in which order, then depends only on
+    /// the events, never on how often a caller collects them.
+    pub(super) fn close_due(&mut self) {
         let watermark = self.watermark();
+        let due = |next: Option<i64>| next.is_some_and(|at| at <= watermark);
+        if !due(self.closing.peek().map(|r| r.0.0))
+            && !due(self.orphan_expiry.peek().map(|r| r.0.0))
+            && !due(self.forget.front().map(|f| f.0))
+            && self.final_before >= day_of(watermark).min(self.open_from())
+        {
+            return;
+        }
         let mut closed = Vec::new();
         while let Some(Reverse((close_at, _))) = self.closing.peek() {
             if *close_at > watermark {
@@ -40,7 +60,7 @@ impl Windows {
                     &b.generation_id,
                 ))
         });
-        let mut expired = Vec::new();
+        self.ready_closed.append(&mut closed);
         while let Some(Reverse((expires, _))) = self.orphan_expiry.peek() {
             if *expires > watermark {
                 break;
@@ -48,18 +68,25 @@ impl Windows {
             let Some(Reverse((_, image_id))) = self.orphan_expiry.pop() else {
                 break;
             };
-            expired.extend(self.give_up_on(&image_id, "arrived in time"));
+            let expired = self.give_up_on(&image_id, "arrived in time");
+            self.ready_expired.extend(expired);
         }
         self.forget_old(watermark);
-        (closed, expired)
+        let final_before = day_of(watermark).min(self.open_from());
+        self.final_before = self.final_before.max(final_before);
+    }
+
+    /// The earliest day with an open session.
+    fn open_from(&self) -> i64 {
+        self.open_days.keys().next().copied().unwrap_or(i64::MAX)
     }
 
     /// End of a batch input: buffered events can no longer meet their publish.
     pub fn drain_buffered(&mut self) -> Vec<DeadLetter> {
+        let mut out = std::mem::take(&mut self.ready_expired);
         let mut ids: Vec<String> = self.orphans.keys().cloned().collect();
         ids.sort();
         self.orphan_expiry.clear();
-        let mut out = Vec::new();
         for image_id in ids {
             out.extend(self.give_up_on(&image_id, "in the input"));
         }
@@ -86,6 +113,7 @@ impl Windows {
 
     fn close(&mut self, key: SessionKey) -> Option<ClosedSession> {
         let session = self.sessions.remove(&key)?;
+        release_day(&mut self.open_days, session.day);
         let mut images: Vec<ClosedImage> = session
             .images
             .iter()

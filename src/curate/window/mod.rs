@@ -8,19 +8,23 @@
 //! open windows: closed images are remembered only long enough to recognise late events.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet, VecDeque};
 use std::hash::BuildHasherDefault;
 use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
 
 use crate::events::dedup::PrehashedHasher;
 use crate::events::timestamp::MICROS_PER_HOUR;
 use crate::events::{DeadLetter, Event, Publish, Reason, Rejection, SourcePosition, Timestamp};
 use crate::hashing::{FastMap, fast_map};
 
+use super::recall::day_of;
+
 use super::config::{CurateConfig, SpamRule};
 
 /// What curation keeps of a publish event.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ImageRecord {
     pub image_id: String,
     pub creator_id: String,
@@ -50,7 +54,7 @@ impl ImageRecord {
 }
 
 /// An image whose window has closed, with its final in-window counts.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ClosedImage {
     pub record: ImageRecord,
     pub views: u32,
@@ -59,7 +63,7 @@ pub struct ClosedImage {
     pub spam_remixes: u32,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ClosedSession {
     pub creator_id: String,
     pub generation_id: String,
@@ -80,7 +84,7 @@ pub enum Observation {
     Rejected(Rejection),
 }
 
-#[derive(Debug, Default, Clone, serde::Serialize, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct WindowCounts {
     pub counted: u64,
     pub outside_window: u64,
@@ -92,19 +96,24 @@ pub struct WindowCounts {
     pub closed_sessions: u64,
 }
 
+#[derive(Serialize, Deserialize)]
 struct OpenImage {
     record: ImageRecord,
     views: u32,
     remixers: Vec<u64>,
 }
 
+#[derive(Serialize, Deserialize)]
 struct OpenSession {
     images: Vec<u128>,
     close_at: i64,
+    /// UTC day of its earliest publish: the `dt=` of its triplets.
+    day: i64,
 }
 
 type SessionKey = (String, String);
 
+#[derive(Serialize, Deserialize)]
 struct Orphan {
     ts: i64,
     is_remix: bool,
@@ -113,6 +122,7 @@ struct Orphan {
     position: SourcePosition,
 }
 
+#[derive(Serialize, Deserialize)]
 pub struct Windows {
     window: i64,
     lateness: i64,
@@ -123,6 +133,7 @@ pub struct Windows {
     /// comparison of string keys was an eighth of the hot path, all cache misses), and 128
     /// bits leave collisions out of reach, crafted ids included.
     open_images: HashMap<u128, OpenImage, BuildHasherDefault<PrehashedHasher>>,
+    key_seed: u64,
     sessions: FastMap<SessionKey, OpenSession>,
     /// Candidate closing times; stale entries (the session grew since) are skipped.
     closing: BinaryHeap<Reverse<(i64, SessionKey)>>,
@@ -138,6 +149,13 @@ pub struct Windows {
     users: HashMap<u64, (u32, u32), BuildHasherDefault<PrehashedHasher>>,
     orphans: HashMap<String, Vec<Orphan>>,
     orphan_expiry: BinaryHeap<Reverse<(i64, String)>>,
+    /// Open sessions by `day`, to know which days can receive no further triplets.
+    open_days: BTreeMap<i64, u32>,
+    /// Every session of a day before this one has closed and no new one may open.
+    final_before: i64,
+    /// Closed and given up on since the caller last collected them (`advance`).
+    ready_closed: Vec<ClosedSession>,
+    ready_expired: Vec<DeadLetter>,
     counts: WindowCounts,
 }
 
@@ -145,13 +163,15 @@ fn hours(h: f64) -> i64 {
     (h * MICROS_PER_HOUR as f64) as i64
 }
 
-fn open_key(image_id: &str) -> u128 {
-    static SEED: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
-    let seed = *SEED.get_or_init(|| {
-        use std::hash::BuildHasher;
-        std::collections::hash_map::RandomState::new().hash_one(0x0be7_u64)
-    });
+fn open_key(seed: u64, image_id: &str) -> u128 {
     xxhash_rust::xxh3::xxh3_128_with_seed(image_id.as_bytes(), seed)
+}
+
+/// A seed nobody outside can guess, kept with the state so that a restored snapshot finds its
+/// open images again.
+fn random_seed() -> u64 {
+    use std::hash::BuildHasher;
+    std::collections::hash_map::RandomState::new().hash_one(0x0be7_u64)
 }
 
 fn image_key(image_id: &str) -> u64 {
@@ -171,6 +191,7 @@ impl Windows {
             spam: config.spam.clone(),
             newest: i64::MIN,
             open_images: HashMap::default(),
+            key_seed: random_seed(),
             sessions: fast_map(),
             closing: BinaryHeap::new(),
             closed_images: HashMap::default(),
@@ -180,8 +201,18 @@ impl Windows {
             users: HashMap::default(),
             orphans: HashMap::new(),
             orphan_expiry: BinaryHeap::new(),
+            open_days: BTreeMap::new(),
+            final_before: i64::MIN,
+            ready_closed: Vec::new(),
+            ready_expired: Vec::new(),
             counts: WindowCounts::default(),
         }
+    }
+
+    /// Days (see `recall::day_of`) before this one are final: all their sessions have closed,
+    /// and a publish dated on them is refused as late. Never decreases.
+    pub fn final_before(&self) -> i64 {
+        self.final_before
     }
 
     pub fn watermark(&self) -> i64 {
@@ -205,7 +236,10 @@ impl Windows {
         position: impl FnOnce() -> SourcePosition,
     ) -> Observation {
         let ts = event.ts().as_micros();
-        self.newest = self.newest.max(ts);
+        if ts > self.newest {
+            self.newest = ts;
+            self.close_due();
+        }
         let observation = match event {
             Event::Publish(p) => self.publish(p),
             Event::View(v) => {
@@ -231,7 +265,7 @@ impl Windows {
 
     fn publish(&mut self, p: &Publish<'_>) -> Observation {
         let image_id = p.image_id.as_ref();
-        let open_key = open_key(image_id);
+        let open_key = open_key(self.key_seed, image_id);
         if self.open_images.contains_key(&open_key)
             || self.closed_images.contains_key(&image_key(image_id))
         {
@@ -249,11 +283,31 @@ impl Windows {
         }
         let record = ImageRecord::from_publish(p);
         let published = record.published_at.as_micros();
+        let day = day_of(published);
+        if day < self.final_before {
+            return Observation::Rejected(Rejection::new(
+                Reason::Late,
+                format!(
+                    "published on {}, whose triplets were already written",
+                    record.published_at.date_string()
+                ),
+            ));
+        }
         let close_at = published + self.grace + self.window;
-        let session = self.sessions.entry(key.clone()).or_insert(OpenSession {
-            images: Vec::new(),
-            close_at,
+        let session = self.sessions.entry(key.clone()).or_insert_with(|| {
+            *self.open_days.entry(day).or_default() += 1;
+            OpenSession {
+                images: Vec::new(),
+                close_at,
+                day,
+            }
         });
+        if day < session.day {
+            // An earlier image arrived after a later one: the session moves to its day.
+            release_day(&mut self.open_days, session.day);
+            *self.open_days.entry(day).or_default() += 1;
+            session.day = day;
+        }
         session.images.push(open_key);
         session.close_at = session.close_at.max(close_at);
         let close_at = session.close_at;
@@ -287,7 +341,7 @@ impl Windows {
         raw: &[u8],
         position: impl FnOnce() -> SourcePosition,
     ) -> Observation {
-        if let Some(open) = self.open_images.get_mut(&open_key(image_id)) {
+        if let Some(open) = self.open_images.get_mut(&open_key(self.key_seed, image_id)) {
             let published = open.record.published_at.as_micros();
             return if in_window(ts, published, self.window) {
                 open.count(is_remix, user);
@@ -334,6 +388,15 @@ impl OpenImage {
             self.remixers.push(user);
         } else {
             self.views += 1;
+        }
+    }
+}
+
+fn release_day(open_days: &mut BTreeMap<i64, u32>, day: i64) {
+    if let Some(count) = open_days.get_mut(&day) {
+        *count -= 1;
+        if *count == 0 {
+            open_days.remove(&day);
         }
     }
 }
@@ -519,5 +582,31 @@ mod tests {
             observe(&mut w, publish("i1", "g2", 0.1)),
             Observation::Rejected(_)
         ));
+    }
+
+    #[test]
+    fn a_day_is_final_once_its_sessions_closed_and_the_watermark_left_it() {
+        let mut w = Windows::new(&config());
+        observe(&mut w, publish("i1", "g1", 20.0));
+        observe(&mut w, view("i1", "u1", 30.0));
+        w.advance();
+        assert_eq!(
+            w.final_before(),
+            day_of(T0),
+            "day 0's session is still open"
+        );
+        observe(&mut w, publish("i2", "g2", 23.5));
+        observe(&mut w, view("i9", "u1", 40.0));
+        let (closed, _) = w.advance();
+        assert_eq!(closed.len(), 2);
+        assert_eq!(w.final_before(), day_of(T0) + 1);
+        match observe(&mut w, publish("i3", "g3", 23.9)) {
+            Observation::Rejected(r) => assert_eq!(r.reason, Reason::Late, "{}", r.detail),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            observe(&mut w, publish("i4", "g4", 24.5)),
+            Observation::Counted
+        );
     }
 }

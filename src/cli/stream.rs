@@ -1,0 +1,156 @@
+//! `ingest`: the streaming consumer group (see `pipeline::stream`).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+
+use social_reward::curate::partition::PartitionSettings;
+use social_reward::curate::{CurateConfig, ImageDedup};
+use social_reward::events::{Limits, Timestamp};
+use social_reward::pipeline::PipelineConfig;
+use social_reward::pipeline::stream::{StreamOptions, StreamReport, run_stream};
+use social_reward::store::{Catalog, ObjectRoot};
+
+#[derive(Args)]
+pub struct IngestArgs {
+    /// Pipeline file whose [kafka], [curate], [validation], [catalog] and [object_store]
+    /// tables to use; every flag below overrides it.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    #[arg(long)]
+    brokers: Option<String>,
+    #[arg(long)]
+    topic: Option<String>,
+    #[arg(long)]
+    group: Option<String>,
+    /// Catalog URL: postgres://… or sqlite:PATH.
+    #[arg(long, env = "SR_CATALOG__URL")]
+    db: Option<String>,
+    /// Root the events' image_uris are relative to (perceptual de-duplication).
+    #[arg(long)]
+    images: Option<String>,
+    /// Where triplet files go: a folder, file:// or s3:// URL.
+    #[arg(long)]
+    out: Option<String>,
+    /// Skip perceptual hashing.
+    #[arg(long)]
+    no_image_dedup: bool,
+    /// Exit after SECS without a message, with every closable window emitted (tests, backfills).
+    #[arg(long, value_name = "SECS")]
+    until_idle: Option<f64>,
+    /// Commit a partition after this many messages (or after --batch-ms).
+    #[arg(long, default_value_t = 20_000)]
+    batch_messages: u64,
+    #[arg(long, default_value_t = 1000)]
+    batch_ms: u64,
+    /// Snapshot each partition's curation state at least this often.
+    #[arg(long, default_value_t = 30.0)]
+    snapshot_secs: f64,
+    /// librdkafka settings, KEY=VALUE (repeatable).
+    #[arg(long = "kafka-set", value_name = "KEY=VALUE")]
+    kafka_set: Vec<String>,
+    /// Crash testing: stop dead after N messages without committing the batch in flight.
+    #[arg(long, hide = true)]
+    abort_after: Option<u64>,
+}
+
+pub async fn ingest(args: IngestArgs) -> Result<StreamReport> {
+    let pipeline = match &args.config {
+        Some(path) => Some(PipelineConfig::load(path)?),
+        None => None,
+    };
+    let kafka = pipeline.as_ref().and_then(|p| p.kafka.clone());
+    let need = |flag: Option<String>, from_config: Option<String>, name: &str| {
+        flag.or(from_config)
+            .with_context(|| format!("--{name} (or [kafka] {name} in --config) is required"))
+    };
+    let brokers = need(
+        args.brokers,
+        kafka.as_ref().map(|k| k.brokers.clone()),
+        "brokers",
+    )?;
+    let topic = need(args.topic, kafka.as_ref().map(|k| k.topic.clone()), "topic")?;
+    let group = need(args.group, kafka.as_ref().map(|k| k.group.clone()), "group")?;
+    let store = pipeline.as_ref().and_then(|p| p.object_store.clone());
+    let out = args
+        .out
+        .or_else(|| store.as_ref().map(|s| s.out.clone()))
+        .context("--out (or [object_store] out in --config) is required")?;
+    let images = args.images.or_else(|| store.map(|s| s.images));
+    let (config, limits) = match &pipeline {
+        Some(p) => (p.curate.clone(), p.validation.clone()),
+        None => (CurateConfig::default(), Limits::default()),
+    };
+    let image_dedup = if args.no_image_dedup {
+        ImageDedup::Off
+    } else {
+        ImageDedup::Pixels
+    };
+    let images = match (&image_dedup, images) {
+        (ImageDedup::Pixels, None) => bail!("--images is required (or pass --no-image-dedup)"),
+        (_, images) => images.map(|url| ObjectRoot::open(&url)).transpose()?,
+    };
+    let mut kafka_settings = Vec::new();
+    for pair in &args.kafka_set {
+        let (key, value) = pair
+            .split_once('=')
+            .with_context(|| format!("--kafka-set {pair:?}: expected KEY=VALUE"))?;
+        kafka_settings.push((key.to_owned(), value.to_owned()));
+    }
+    let url = args
+        .db
+        .or_else(|| pipeline.as_ref().map(|p| p.catalog.url.clone()))
+        .unwrap_or_else(|| "sqlite:data/catalog.db".to_owned());
+    let catalog = Catalog::open(&url).await?;
+    let options = StreamOptions {
+        brokers,
+        topic,
+        group,
+        out,
+        run_id: format!("ingest-{}", chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ")),
+        settings: PartitionSettings {
+            config,
+            limits,
+            now: Timestamp::now(),
+            dedup_horizon_hours: pipeline
+                .as_ref()
+                .map_or(6.0, |p| p.ingest.dedup_horizon_hours),
+            image_dedup,
+            images,
+        },
+        batch_messages: args.batch_messages.max(1),
+        batch_interval: Duration::from_millis(args.batch_ms),
+        snapshot_interval: Duration::from_secs_f64(args.snapshot_secs.max(0.0)),
+        until_idle: args.until_idle.map(|s| Duration::from_secs_f64(s.max(0.0))),
+        abort_after: args.abort_after,
+        kafka: kafka_settings,
+    };
+    let report = run_stream(&options, &catalog, shutdown_signal()).await?;
+    catalog.close().await;
+    Ok(report)
+}
+
+/// SIGINT or SIGTERM: finish the message in hand, commit, leave the group.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

@@ -1,0 +1,273 @@
+//! One stream partition's curation: the same intake, windows and curator as the batch command,
+//! fed one message at a time, with what each message changes gathered for the next commit and
+//! the whole state serialisable as a snapshot.
+//!
+//! Closing and flushing depend only on the events (see `window::close_due`), so cutting the
+//! stream into micro-batches, or replaying part of it after a restart, changes nothing in the
+//! triplets. Messages the catalog already holds are replayed with `record = false`: they rebuild
+//! memory and produce nothing to commit.
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::events::dedup::EventIdDedup;
+use crate::events::{
+    DeadLetter, Event, EventKind, Intake, IntakeCounts, Limits, Outcome, Publish, SourcePosition,
+    Timestamp, Validator,
+};
+use crate::pipeline::StageError;
+use crate::store::{CounterDelta, ObjectRoot};
+
+use super::ImageDedup;
+use super::config::CurateConfig;
+use super::curator::{Curator, CuratorMemory, Flushed};
+use super::window::{Observation, Windows};
+
+/// How a partition curator is built; a snapshot must be restored with the same settings.
+#[derive(Debug, Clone)]
+pub struct PartitionSettings {
+    pub config: CurateConfig,
+    pub limits: Limits,
+    pub now: Timestamp,
+    pub dedup_horizon_hours: f64,
+    pub image_dedup: ImageDedup,
+    pub images: Option<ObjectRoot>,
+}
+
+/// What a run of messages changed, for one catalog transaction.
+#[derive(Debug, Default)]
+pub struct PendingCommit {
+    pub messages: u64,
+    pub publishes: Vec<Publish<'static>>,
+    counters: HashMap<String, (i64, i64)>,
+    pub letters: Vec<DeadLetter>,
+    pub flushed: Flushed,
+}
+
+impl PendingCommit {
+    /// Counter deltas in a stable order (the order rows are locked in).
+    pub fn deltas(&self) -> Vec<CounterDelta> {
+        let mut deltas: Vec<CounterDelta> = self
+            .counters
+            .iter()
+            .map(|(image_id, &(views, remixes))| CounterDelta {
+                image_id: image_id.clone(),
+                views,
+                remixes,
+            })
+            .collect();
+        deltas.sort_by(|a, b| a.image_id.cmp(&b.image_id));
+        deltas
+    }
+
+    fn merge(&mut self, flushed: Flushed) {
+        self.flushed.candidates += flushed.candidates;
+        self.flushed.capped += flushed.capped;
+        self.flushed.images.extend(flushed.images);
+        for (key, rows) in flushed.parts {
+            // A day flushes once; two flushes of one partition key would be two files.
+            self.flushed.parts.entry(key).or_default().extend(rows);
+        }
+    }
+}
+
+const SNAPSHOT_VERSION: u32 = 1;
+
+#[derive(Serialize)]
+struct SnapshotRef<'a> {
+    version: u32,
+    dedup: &'a EventIdDedup,
+    counts: &'a IntakeCounts,
+    windows: &'a Windows,
+    curator: &'a CuratorMemory,
+    flushed_before: i64,
+}
+
+#[derive(Deserialize)]
+struct Snapshot {
+    version: u32,
+    dedup: EventIdDedup,
+    counts: IntakeCounts,
+    windows: Windows,
+    curator: CuratorMemory,
+    flushed_before: i64,
+}
+
+pub struct PartitionCurator {
+    intake: Intake,
+    windows: Windows,
+    curator: Curator,
+    flushed_before: i64,
+    pending: PendingCommit,
+}
+
+fn snapshot_error(message: impl std::fmt::Display) -> StageError {
+    StageError::Failed {
+        stage: "ingest".into(),
+        message: format!("state snapshot: {message}"),
+    }
+}
+
+impl PartitionCurator {
+    pub fn new(settings: &PartitionSettings) -> Result<Self, StageError> {
+        let validator = Validator::new(settings.limits.clone(), settings.now)?;
+        Ok(Self {
+            intake: Intake::new(validator, settings.dedup_horizon_hours),
+            windows: Windows::new(&settings.config),
+            curator: Self::curator(settings, None),
+            flushed_before: i64::MIN,
+            pending: PendingCommit::default(),
+        })
+    }
+
+    pub fn restore(settings: &PartitionSettings, bytes: &[u8]) -> Result<Self, StageError> {
+        let snapshot: Snapshot = rmp_serde::from_slice(bytes).map_err(snapshot_error)?;
+        if snapshot.version != SNAPSHOT_VERSION {
+            return Err(snapshot_error(format!(
+                "version {} where {SNAPSHOT_VERSION} was expected",
+                snapshot.version
+            )));
+        }
+        let validator = Validator::new(settings.limits.clone(), settings.now)?;
+        Ok(Self {
+            intake: Intake::restore(validator, snapshot.dedup, snapshot.counts),
+            windows: snapshot.windows,
+            curator: Self::curator(settings, Some(snapshot.curator)),
+            flushed_before: snapshot.flushed_before,
+            pending: PendingCommit::default(),
+        })
+    }
+
+    fn curator(settings: &PartitionSettings, memory: Option<CuratorMemory>) -> Curator {
+        let (config, dedup, images) = (
+            settings.config.clone(),
+            settings.image_dedup.clone(),
+            settings.images.clone(),
+        );
+        let supplied = crate::hashing::fast_map();
+        match memory {
+            Some(memory) => Curator::restore(config, dedup, images, supplied, true, memory),
+            None => Curator::new(config, dedup, images, supplied, true),
+        }
+    }
+
+    /// The state between messages. Taken only at commit points, so `pending` is not in it.
+    pub fn snapshot(&self) -> Result<Vec<u8>, StageError> {
+        let (dedup, counts) = self.intake.memory();
+        rmp_serde::to_vec_named(&SnapshotRef {
+            version: SNAPSHOT_VERSION,
+            dedup,
+            counts,
+            windows: &self.windows,
+            curator: self.curator.memory(),
+            flushed_before: self.flushed_before,
+        })
+        .map_err(snapshot_error)
+    }
+
+    pub fn counts(&self) -> IntakeCounts {
+        self.intake.memory().1.clone()
+    }
+
+    pub fn open_sessions(&self) -> u64 {
+        self.windows.counts().open_sessions
+    }
+
+    /// Folds one message in. With `record = false` (replay) only memory changes.
+    pub async fn observe(
+        &mut self,
+        payload: &[u8],
+        position: impl Fn() -> SourcePosition,
+        record: bool,
+    ) -> Result<(), StageError> {
+        let raw_len = payload.len() as u64;
+        let mut letters = Vec::new();
+        match self.intake.accept(payload, raw_len, &position) {
+            Outcome::Valid(event) => {
+                if record {
+                    self.pending.note(&event);
+                }
+                let kind = event.kind();
+                if let Observation::Rejected(rejection) =
+                    self.windows.observe(&event, payload, &position)
+                {
+                    self.intake.reject_after_intake(kind, rejection.reason);
+                    letters.push(DeadLetter::new(payload, raw_len, rejection, position()));
+                }
+            }
+            Outcome::Duplicate => {}
+            Outcome::Dead(letter) => letters.push(letter),
+        }
+        let (closed, expired) = self.windows.advance();
+        self.account_expired(&mut letters, expired);
+        if record {
+            self.pending.messages += 1;
+            self.pending.letters.extend(letters);
+        }
+        if !closed.is_empty() {
+            self.curator.process(closed).await?;
+        }
+        let final_before = self.windows.final_before();
+        if final_before > self.flushed_before {
+            self.flushed_before = final_before;
+            let flushed = self.curator.flush(Some(final_before));
+            if record {
+                self.pending.merge(flushed);
+            }
+        }
+        Ok(())
+    }
+
+    /// The input is over (`--until-idle`, a backfill's end): buffered events that met no publish
+    /// are dead letters, and whatever has closed is written, its day final or not.
+    pub async fn end_of_input(&mut self) -> Result<(), StageError> {
+        let mut letters = Vec::new();
+        let (closed, expired) = self.windows.advance();
+        self.account_expired(&mut letters, expired);
+        let unclaimed = self.windows.drain_buffered();
+        self.account_expired(&mut letters, unclaimed);
+        self.pending.letters.extend(letters);
+        if !closed.is_empty() {
+            self.curator.process(closed).await?;
+        }
+        let flushed = self.curator.flush(None);
+        self.pending.merge(flushed);
+        Ok(())
+    }
+
+    pub fn take_pending(&mut self) -> PendingCommit {
+        std::mem::take(&mut self.pending)
+    }
+
+    pub fn pending(&self) -> &PendingCommit {
+        &self.pending
+    }
+
+    fn account_expired(&mut self, letters: &mut Vec<DeadLetter>, expired: Vec<DeadLetter>) {
+        for letter in expired {
+            self.intake
+                .reject_after_intake(buffered_kind(&letter), letter.reason);
+            letters.push(letter);
+        }
+    }
+}
+
+/// Buffered events were valid views or remixes; which kind only matters to the counts' balance.
+pub fn buffered_kind(letter: &DeadLetter) -> EventKind {
+    if letter.raw.windows(7).any(|w| w == b"\"remix\"") {
+        EventKind::Remix
+    } else {
+        EventKind::View
+    }
+}
+
+impl PendingCommit {
+    fn note(&mut self, event: &Event<'_>) {
+        match event {
+            Event::Publish(p) => self.publishes.push(p.as_ref().clone().into_owned()),
+            Event::View(v) => self.counters.entry(v.image_id.to_string()).or_default().0 += 1,
+            Event::Remix(r) => self.counters.entry(r.image_id.to_string()).or_default().1 += 1,
+        }
+    }
+}

@@ -1,0 +1,495 @@
+//! The streaming `ingest`: a Kafka consumer group whose partitions are curated exactly as the
+//! batch `curate` would curate the same events, with an exactly-once effect on the catalog and
+//! on the triplet files.
+//!
+//! Per partition, messages are folded into a `PartitionCurator` and committed in micro-batches:
+//! triplet files of the days that became final are written first (content-addressed, so a
+//! rewrite is harmless), then ONE transaction stores the publishes, counter deltas, dead letters,
+//! manifest rows, emitted marks, the partition's next offset (compare-and-set) and, now and then,
+//! a snapshot of the curation state. The catalog's offsets are the source of truth: a partition
+//! (re)gained after a restart or a rebalance restarts from its snapshot, replays up to the
+//! committed offset into memory only, and goes on. The same offsets are then committed to Kafka
+//! (async), so lag tools see the group's progress. Uncommitted work is abandoned on a revoke or a
+//! crash and redone by whoever owns the partition next; a consumer that lost a partition without
+//! noticing is fenced off by the compare-and-set.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
+use rdkafka::message::Message;
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use serde::Serialize;
+use tracing::{info, warn};
+
+use crate::curate::emit::write_parts;
+use crate::curate::partition::{PartitionCurator, PartitionSettings};
+use crate::events::{IntakeCounts, SourcePosition};
+use crate::store::{Catalog, CommitOutcome, CuratedImage, ObjectRoot, PartitionCommit};
+
+use super::StageError;
+
+#[derive(Debug, Clone)]
+pub struct StreamOptions {
+    pub brokers: String,
+    pub topic: String,
+    pub group: String,
+    pub out: String,
+    pub run_id: String,
+    pub settings: PartitionSettings,
+    /// Commit a partition after this many messages…
+    pub batch_messages: u64,
+    /// …or this long after its first uncommitted one.
+    pub batch_interval: Duration,
+    /// Snapshot a partition's state with a commit at least this often (replay after a restart
+    /// is bounded by it).
+    pub snapshot_interval: Duration,
+    /// Exit after this long without a message, every partition's input ended (see
+    /// `PartitionCurator::end_of_input`) and committed.
+    pub until_idle: Option<Duration>,
+    /// Testing crashes: stop dead after this many messages, committing nothing more.
+    pub abort_after: Option<u64>,
+    /// Extra librdkafka settings (`key=value`), e.g. security.
+    pub kafka: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct StreamReport {
+    pub run_id: String,
+    pub messages: u64,
+    /// Messages read again after a restart or rebalance whose effects the catalog had.
+    pub replayed: u64,
+    pub commits: u64,
+    pub fenced: u64,
+    pub retries: u64,
+    pub triplets: u64,
+    pub files: u64,
+    pub dead_letters: u64,
+    pub partitions: Vec<i32>,
+    /// Intake counts of every partition this consumer held at the end (since the stream began).
+    #[serde(flatten)]
+    pub counts: IntakeCounts,
+    pub commit_latency_ms_p50: f64,
+    pub commit_latency_ms_p99: f64,
+    pub aborted: bool,
+    pub seconds: f64,
+}
+
+/// Rebalances as librdkafka reports them, for the loop to act on between messages.
+#[derive(Clone, Default)]
+struct RebalanceLog(Arc<Mutex<Vec<RebalanceEvent>>>);
+
+/// (assigned rather than revoked, the partitions).
+type RebalanceEvent = (bool, Vec<i32>);
+
+impl ClientContext for RebalanceLog {}
+
+impl ConsumerContext for RebalanceLog {
+    fn pre_rebalance(&self, _: &rdkafka::consumer::BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(list) = rebalance {
+            self.note(false, list);
+        }
+    }
+
+    fn post_rebalance(&self, _: &rdkafka::consumer::BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(list) = rebalance {
+            self.note(true, list);
+        }
+    }
+}
+
+impl RebalanceLog {
+    fn note(&self, assigned: bool, list: &TopicPartitionList) {
+        let partitions = list.elements().iter().map(|e| e.partition()).collect();
+        if let Ok(mut log) = self.0.lock() {
+            log.push((assigned, partitions));
+        }
+    }
+
+    fn take(&self) -> Vec<RebalanceEvent> {
+        self.0
+            .lock()
+            .map(|mut log| std::mem::take(&mut *log))
+            .unwrap_or_default()
+    }
+}
+
+struct PartitionRun {
+    partition: i32,
+    curator: PartitionCurator,
+    /// The catalog's next offset for the partition (`None`: never committed).
+    committed: Option<i64>,
+    /// Offset of the next message to fold in.
+    next: i64,
+    /// Messages before this offset are replays.
+    replay_until: i64,
+    first_pending: Option<Instant>,
+    last_snapshot: Option<Instant>,
+}
+
+fn failed(message: impl std::fmt::Display) -> StageError {
+    StageError::Failed {
+        stage: "ingest".into(),
+        message: message.to_string(),
+    }
+}
+
+pub async fn run_stream(
+    options: &StreamOptions,
+    catalog: &Catalog,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<StreamReport, StageError> {
+    let started = Instant::now();
+    let out = ObjectRoot::open(&options.out)?;
+    let log = RebalanceLog::default();
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", &options.brokers)
+        .set("group.id", &options.group)
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("session.timeout.ms", "10000");
+    for (key, value) in &options.kafka {
+        config.set(key, value);
+    }
+    let consumer: StreamConsumer<RebalanceLog> = config
+        .create_with_context(log.clone())
+        .map_err(|e| failed(format!("kafka consumer: {e}")))?;
+    consumer
+        .subscribe(&[&options.topic])
+        .map_err(|e| failed(format!("subscribe to {}: {e}", options.topic)))?;
+    let mut runs: HashMap<i32, PartitionRun> = HashMap::new();
+    let mut report = StreamReport {
+        run_id: options.run_id.clone(),
+        ..StreamReport::default()
+    };
+    let mut latencies: Vec<f64> = Vec::new();
+    let mut last_message = Instant::now();
+    let mut was_assigned = false;
+    let tick = options.batch_interval.min(Duration::from_millis(200));
+    tokio::pin!(shutdown);
+    let ctx = Ctx {
+        options,
+        catalog,
+        out: &out,
+        consumer: &consumer,
+    };
+    loop {
+        let message = tokio::select! {
+            message = consumer.recv() => Some(message),
+            _ = tokio::time::sleep(tick) => None,
+            _ = &mut shutdown => {
+                info!("shutting down: committing what was consumed");
+                break;
+            }
+        };
+        for (assigned, partitions) in log.take() {
+            if assigned {
+                // Joining a group takes seconds: idleness counts from the assignment.
+                last_message = Instant::now();
+                was_assigned = true;
+                continue;
+            }
+            for partition in partitions {
+                // Uncommitted work is abandoned: the next owner replays it from the catalog.
+                if runs.remove(&partition).is_some() {
+                    info!(partition, "partition revoked");
+                }
+            }
+        }
+        if let Some(message) = message {
+            let message = message.map_err(|e| failed(format!("kafka: {e}")))?;
+            last_message = Instant::now();
+            let partition = message.partition();
+            let offset = message.offset();
+            let run = match runs.get_mut(&partition) {
+                Some(run) => run,
+                None => {
+                    let run = ctx.open_partition(partition).await?;
+                    runs.entry(partition).or_insert(run)
+                }
+            };
+            if offset != run.next {
+                // Fetched before our seek took effect (or a gap): go where the catalog says.
+                if offset > run.next {
+                    ctx.seek(partition, run.next)?;
+                }
+                continue;
+            }
+            run.next = offset + 1;
+            let record = offset >= run.replay_until;
+            let topic = options.topic.as_str();
+            let position = || SourcePosition::Kafka {
+                topic: topic.to_owned(),
+                partition,
+                offset,
+            };
+            let payload = message.payload().unwrap_or_default();
+            run.curator.observe(payload, position, record).await?;
+            report.messages += 1;
+            if record {
+                run.first_pending.get_or_insert_with(Instant::now);
+            } else {
+                report.replayed += 1;
+            }
+            if options.abort_after.is_some_and(|n| report.messages >= n) {
+                warn!(
+                    messages = report.messages,
+                    "aborting without a commit (crash test)"
+                );
+                report.aborted = true;
+                return Ok(finish(report, &runs, latencies, started));
+            }
+        }
+        let mut due = Vec::new();
+        for (&partition, run) in &runs {
+            let pending = run.curator.pending().messages;
+            let waited = run
+                .first_pending
+                .is_some_and(|t| t.elapsed() >= options.batch_interval);
+            if pending >= options.batch_messages || (pending > 0 && waited) {
+                due.push(partition);
+            }
+        }
+        for partition in due {
+            ctx.commit(&mut runs, partition, &mut report, &mut latencies)
+                .await?;
+        }
+        // A consumer given no partition (more consumers than partitions) still ends, later.
+        let idle_after = |idle: Duration| match was_assigned {
+            true => idle,
+            false => idle + Duration::from_secs(30),
+        };
+        if options
+            .until_idle
+            .is_some_and(|idle| last_message.elapsed() >= idle_after(idle))
+        {
+            info!("idle: ending the input of every partition");
+            let partitions: Vec<i32> = runs.keys().copied().collect();
+            for partition in partitions {
+                if let Some(run) = runs.get_mut(&partition) {
+                    run.curator.end_of_input().await?;
+                    run.last_snapshot = None;
+                }
+                ctx.commit(&mut runs, partition, &mut report, &mut latencies)
+                    .await?;
+            }
+            break;
+        }
+    }
+    let partitions: Vec<i32> = runs.keys().copied().collect();
+    for partition in partitions {
+        ctx.commit(&mut runs, partition, &mut report, &mut latencies)
+            .await?;
+    }
+    consumer.unsubscribe();
+    Ok(finish(report, &runs, latencies, started))
+}
+
+fn finish(
+    mut report: StreamReport,
+    runs: &HashMap<i32, PartitionRun>,
+    mut latencies: Vec<f64>,
+    started: Instant,
+) -> StreamReport {
+    let mut partitions: Vec<i32> = runs.keys().copied().collect();
+    partitions.sort_unstable();
+    for run in runs.values() {
+        let counts = run.curator.counts();
+        report.counts.lines += counts.lines;
+        report.counts.valid += counts.valid;
+        report.counts.duplicates += counts.duplicates;
+        report.counts.dead_letters += counts.dead_letters;
+        for (kind, n) in counts.by_kind {
+            *report.counts.by_kind.entry(kind).or_default() += n;
+        }
+        for (reason, n) in counts.by_reason {
+            *report.counts.by_reason.entry(reason).or_default() += n;
+        }
+    }
+    report.partitions = partitions;
+    latencies.sort_by(f64::total_cmp);
+    let quantile = |q: f64| {
+        latencies
+            .get(((latencies.len() as f64 - 1.0) * q).round().max(0.0) as usize)
+            .copied()
+            .unwrap_or(0.0)
+    };
+    report.commit_latency_ms_p50 = quantile(0.5);
+    report.commit_latency_ms_p99 = quantile(0.99);
+    report.seconds = started.elapsed().as_secs_f64();
+    report
+}
+
+struct Ctx<'a> {
+    options: &'a StreamOptions,
+    catalog: &'a Catalog,
+    out: &'a ObjectRoot,
+    consumer: &'a StreamConsumer<RebalanceLog>,
+}
+
+/// Attempts of a commit that fails on the catalog or the object store before giving up.
+const COMMIT_ATTEMPTS: u32 = 6;
+
+impl Ctx<'_> {
+    /// A partition first seen (assigned, or reassigned): state from the catalog's snapshot, or
+    /// from scratch at the partition's first retained offset, and a seek to it.
+    async fn open_partition(&self, partition: i32) -> Result<PartitionRun, StageError> {
+        let o = self.options;
+        let stored = self
+            .catalog
+            .partition_state(&o.group, &o.topic, partition)
+            .await?;
+        let (curator, start) = match &stored.snapshot {
+            Some((at, bytes)) => (PartitionCurator::restore(&o.settings, bytes)?, *at),
+            None => {
+                let (low, _) = self
+                    .consumer
+                    .fetch_watermarks(&o.topic, partition, Duration::from_secs(10))
+                    .map_err(|e| failed(format!("watermarks of partition {partition}: {e}")))?;
+                (PartitionCurator::new(&o.settings)?, low)
+            }
+        };
+        let replay_until = stored.next_offset.unwrap_or(start).max(start);
+        info!(partition, start, replay_until, "partition opened");
+        self.seek(partition, start)?;
+        Ok(PartitionRun {
+            partition,
+            curator,
+            committed: stored.next_offset,
+            next: start,
+            replay_until,
+            first_pending: None,
+            last_snapshot: None,
+        })
+    }
+
+    fn seek(&self, partition: i32, offset: i64) -> Result<(), StageError> {
+        self.consumer
+            .seek(
+                &self.options.topic,
+                partition,
+                Offset::Offset(offset),
+                Duration::from_secs(10),
+            )
+            .map_err(|e| failed(format!("seek partition {partition} to {offset}: {e}")))
+    }
+
+    /// Writes the partition's finished files and commits its pending batch; a fenced commit
+    /// drops the partition (another consumer owns it now).
+    async fn commit(
+        &self,
+        runs: &mut HashMap<i32, PartitionRun>,
+        partition: i32,
+        report: &mut StreamReport,
+        latencies: &mut Vec<f64>,
+    ) -> Result<(), StageError> {
+        let o = self.options;
+        let Some(run) = runs.get_mut(&partition) else {
+            return Ok(());
+        };
+        let pending = run.curator.pending();
+        let moved = run.committed != Some(run.next);
+        let empty = pending.messages == 0
+            && pending.letters.is_empty()
+            && pending.flushed.parts.is_empty()
+            && pending.flushed.images.is_empty();
+        if empty && !moved {
+            return Ok(());
+        }
+        let snapshot_due = run
+            .last_snapshot
+            .is_none_or(|t| t.elapsed() >= o.snapshot_interval);
+        let snapshot = snapshot_due.then(|| run.curator.snapshot()).transpose()?;
+        let started = Instant::now();
+        let mut attempt = 0;
+        let outcome = loop {
+            attempt += 1;
+            match self.try_commit(run, snapshot.as_deref()).await {
+                Ok(outcome) => break outcome,
+                Err(error) if attempt < COMMIT_ATTEMPTS => {
+                    report.retries += 1;
+                    let wait = Duration::from_millis(100 << attempt.min(6));
+                    warn!(partition, attempt, %error, ?wait, "commit failed; retrying");
+                    tokio::time::sleep(wait).await;
+                }
+                Err(error) => return Err(error),
+            }
+        };
+        latencies.push(started.elapsed().as_secs_f64() * 1000.0);
+        match outcome {
+            CommitOutcome::Committed(applied) => {
+                let done = run.curator.take_pending();
+                report.commits += 1;
+                report.triplets += done.flushed.triplets() as u64;
+                report.files += done.flushed.parts.len() as u64;
+                report.dead_letters += applied.dead_letters_stored;
+                run.committed = Some(run.next);
+                run.first_pending = None;
+                if snapshot.is_some() {
+                    run.last_snapshot = Some(Instant::now());
+                }
+                let mut offsets = TopicPartitionList::new();
+                if offsets
+                    .add_partition_offset(&o.topic, partition, Offset::Offset(run.next))
+                    .is_ok()
+                    && let Err(e) = self.consumer.commit(&offsets, CommitMode::Async)
+                {
+                    // Only lag tools read these offsets; the catalog's are authoritative.
+                    warn!(partition, error = %e, "kafka offset commit failed");
+                }
+            }
+            CommitOutcome::Fenced => {
+                warn!(
+                    partition,
+                    "fenced: another consumer committed this partition"
+                );
+                report.fenced += 1;
+                runs.remove(&partition);
+            }
+        }
+        Ok(())
+    }
+
+    async fn try_commit(
+        &self,
+        run: &PartitionRun,
+        snapshot: Option<&[u8]>,
+    ) -> Result<CommitOutcome, StageError> {
+        let o = self.options;
+        let pending = run.curator.pending();
+        let files = write_parts(self.out, &pending.flushed).await?;
+        let images: Vec<CuratedImage<'_>> = pending
+            .flushed
+            .images
+            .iter()
+            .map(|row| CuratedImage {
+                image: &row.image,
+                phash: row.phash,
+                prompt_key: &row.prompt_key,
+                prompt_cluster: &row.prompt_cluster,
+            })
+            .collect();
+        let deltas = pending.deltas();
+        Ok(self
+            .catalog
+            .commit_partition(&PartitionCommit {
+                run_id: &o.run_id,
+                group: &o.group,
+                topic: &o.topic,
+                partition: run.partition,
+                expected_offset: run.committed,
+                next_offset: run.next,
+                publishes: &pending.publishes,
+                deltas: &deltas,
+                letters: &pending.letters,
+                files: &files,
+                images: &images,
+                snapshot,
+            })
+            .await?)
+    }
+}
