@@ -6,7 +6,9 @@ mod common;
 use std::borrow::Cow;
 
 use social_reward::events::{DeadLetter, Publish, Reason, Rejection, SourcePosition, Timestamp};
-use social_reward::store::{Catalog, ConsumedOffsets, CounterDelta, RunStatus};
+use social_reward::store::{
+    Catalog, CommitOutcome, ConsumedOffsets, CounterDelta, PartitionCommit, RunStatus,
+};
 
 fn publish(image_id: &str) -> Publish<'static> {
     Publish {
@@ -26,8 +28,8 @@ fn publish(image_id: &str) -> Publish<'static> {
 async fn exercise(catalog: &Catalog) {
     assert_eq!(
         catalog.migrate().await.unwrap(),
-        1,
-        "re-running migrations is a no-op"
+        2,
+        "re-running migrations is a no-op (two known)"
     );
     assert_eq!(
         catalog
@@ -135,6 +137,68 @@ async fn exercise(catalog: &Catalog) {
     assert_eq!((counts.images, counts.dead_letters, counts.runs), (2, 2, 1));
 }
 
+/// A partition's commit moves its offset only from where the committer started: a second
+/// committer from the same start is fenced off and writes nothing.
+async fn partition_commits_are_compare_and_set(catalog: &Catalog) {
+    let letter = |offset| {
+        DeadLetter::new(
+            b"nope",
+            4,
+            Rejection::new(Reason::MalformedJson, "expected value"),
+            SourcePosition::Kafka {
+                topic: "cas".into(),
+                partition: 1,
+                offset,
+            },
+        )
+    };
+    let commit = |expected, next, letters: &'static [DeadLetter], snapshot| PartitionCommit {
+        run_id: "cas",
+        group: "g",
+        topic: "cas",
+        partition: 1,
+        expected_offset: expected,
+        next_offset: next,
+        publishes: &[],
+        deltas: &[],
+        letters,
+        files: &[],
+        images: &[],
+        snapshot,
+    };
+    let first: &'static [DeadLetter] = Box::leak(Box::new([letter(3)]));
+    let second: &'static [DeadLetter] = Box::leak(Box::new([letter(12)]));
+    let state = b"state at 10".as_slice();
+    let outcome = catalog
+        .commit_partition(&commit(None, 10, first, Some(state)))
+        .await
+        .unwrap();
+    assert!(
+        matches!(outcome, CommitOutcome::Committed(_)),
+        "{outcome:?}"
+    );
+    let before = catalog.table_counts().await.unwrap().dead_letters;
+    for expected in [None, Some(7)] {
+        let outcome = catalog
+            .commit_partition(&commit(expected, 20, second, None))
+            .await
+            .unwrap();
+        assert!(matches!(outcome, CommitOutcome::Fenced), "{outcome:?}");
+    }
+    assert_eq!(catalog.table_counts().await.unwrap().dead_letters, before);
+    let outcome = catalog
+        .commit_partition(&commit(Some(10), 20, second, None))
+        .await
+        .unwrap();
+    assert!(
+        matches!(outcome, CommitOutcome::Committed(_)),
+        "{outcome:?}"
+    );
+    let stored = catalog.partition_state("g", "cas", 1).await.unwrap();
+    assert_eq!(stored.next_offset, Some(20));
+    assert_eq!(stored.snapshot, Some((10, state.to_vec())));
+}
+
 /// A consumed batch lands whole: images, counters, dead letters and the partitions' next
 /// offsets together, and a later batch moves the offsets on.
 async fn batches_commit_with_their_offsets(catalog: &Catalog) {
@@ -207,6 +271,7 @@ async fn sqlite_catalog_migrates_and_round_trips() {
     let catalog = Catalog::open(&url).await.unwrap();
     assert_eq!(catalog.backend(), "sqlite");
     exercise(&catalog).await;
+    partition_commits_are_compare_and_set(&catalog).await;
     batches_commit_with_their_offsets(&catalog).await;
     catalog.close().await;
     // Reopening finds the data and the applied migrations.
@@ -221,6 +286,7 @@ async fn postgres_catalog_migrates_and_round_trips() {
     let catalog = Catalog::open(&db.url).await.unwrap();
     assert_eq!(catalog.backend(), "postgres");
     exercise(&catalog).await;
+    partition_commits_are_compare_and_set(&catalog).await;
     batches_commit_with_their_offsets(&catalog).await;
 
     // All or nothing: PostgreSQL refuses a NUL in text, so this batch fails as a whole and

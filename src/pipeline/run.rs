@@ -123,8 +123,9 @@ async fn run_stage(
             if config.ingest.source == IngestSource::Kafka {
                 return Err(StageError::Failed {
                     stage: stage.into(),
-                    message: "ingest.source = \"kafka\": the streaming Kafka consumer is not \
-                              part of this build yet; use source = \"files\""
+                    message: "ingest.source = \"kafka\": the consumer group is a long-running \
+                              service, started with `social-reward ingest --config PIPELINE` \
+                              (see docs/streaming.md), not a pipeline stage"
                         .into(),
                 });
             }
