@@ -330,9 +330,7 @@ async fn curate(args: CurateArgs, progress: bool) -> Result<social_reward::curat
         config,
         limits,
         now: Timestamp::now(),
-        dedup_horizon_hours: pipeline
-            .as_ref()
-            .map_or(6.0, |p| p.ingest.dedup_horizon_hours),
+        dedup_horizon_hours: dedup_horizon_hours(pipeline.as_ref()),
         image_dedup,
         truth: args.truth,
         run_id,
@@ -341,11 +339,7 @@ async fn curate(args: CurateArgs, progress: bool) -> Result<social_reward::curat
     let catalog = if args.no_catalog {
         None
     } else {
-        let url = args
-            .db
-            .or_else(|| pipeline.as_ref().map(|p| p.catalog.url.clone()))
-            .unwrap_or_else(|| "sqlite:data/catalog.db".to_owned());
-        Some(Catalog::open(&url).await?)
+        Some(Catalog::open(&catalog_url(args.db, pipeline.as_ref())).await?)
     };
     let summary = curate(&options, catalog.as_ref()).await?;
     if let Some(catalog) = catalog {
@@ -355,6 +349,17 @@ async fn curate(args: CurateArgs, progress: bool) -> Result<social_reward::curat
         eprint!("{}", evaluation.table());
     }
     Ok(summary)
+}
+
+/// `--db`, else the pipeline file's catalog, else the embedded default.
+fn catalog_url(flag: Option<String>, pipeline: Option<&PipelineConfig>) -> String {
+    flag.or_else(|| pipeline.map(|p| p.catalog.url.clone()))
+        .unwrap_or_else(|| "sqlite:data/catalog.db".to_owned())
+}
+
+/// How long event ids are remembered for de-duplication: the pipeline's, else 6 hours.
+fn dedup_horizon_hours(pipeline: Option<&PipelineConfig>) -> f64 {
+    pipeline.map_or(6.0, |p| p.ingest.dedup_horizon_hours)
 }
 
 fn validate(args: ValidateArgs) -> Result<pipeline::validate::ValidationReport> {

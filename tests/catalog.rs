@@ -152,25 +152,31 @@ async fn partition_commits_are_compare_and_set(catalog: &Catalog) {
             },
         )
     };
-    let commit = |expected, next, letters: &'static [DeadLetter], snapshot| PartitionCommit {
-        run_id: "cas",
-        group: "g",
-        topic: "cas",
-        partition: 1,
-        expected_offset: expected,
-        next_offset: next,
-        publishes: &[],
-        deltas: &[],
-        letters,
-        files: &[],
-        images: &[],
-        snapshot,
-    };
-    let first: &'static [DeadLetter] = Box::leak(Box::new([letter(3)]));
-    let second: &'static [DeadLetter] = Box::leak(Box::new([letter(12)]));
+    fn commit<'a>(
+        expected: Option<i64>,
+        next: i64,
+        letters: &'a [DeadLetter],
+        snapshot: Option<&'a [u8]>,
+    ) -> PartitionCommit<'a> {
+        PartitionCommit {
+            run_id: "cas",
+            group: "g",
+            topic: "cas",
+            partition: 1,
+            expected_offset: expected,
+            next_offset: next,
+            publishes: &[],
+            deltas: &[],
+            letters,
+            files: &[],
+            images: &[],
+            snapshot,
+        }
+    }
+    let (first, second) = ([letter(3)], [letter(12)]);
     let state = b"state at 10".as_slice();
     let outcome = catalog
-        .commit_partition(&commit(None, 10, first, Some(state)))
+        .commit_partition(&commit(None, 10, &first, Some(state)))
         .await
         .unwrap();
     assert!(
@@ -180,14 +186,14 @@ async fn partition_commits_are_compare_and_set(catalog: &Catalog) {
     let before = catalog.table_counts().await.unwrap().dead_letters;
     for expected in [None, Some(7)] {
         let outcome = catalog
-            .commit_partition(&commit(expected, 20, second, None))
+            .commit_partition(&commit(expected, 20, &second, None))
             .await
             .unwrap();
         assert!(matches!(outcome, CommitOutcome::Fenced), "{outcome:?}");
     }
     assert_eq!(catalog.table_counts().await.unwrap().dead_letters, before);
     let outcome = catalog
-        .commit_partition(&commit(Some(10), 20, second, None))
+        .commit_partition(&commit(Some(10), 20, &second, None))
         .await
         .unwrap();
     assert!(

@@ -1,6 +1,8 @@
 //! Kafka against librdkafka's in-process mock cluster (real protocol over TCP): the simulator
 //! produces every event, keyed by creator, and nothing is lost or reordered within a creator.
 
+mod common;
+
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
@@ -10,8 +12,7 @@ use rdkafka::TopicPartitionList;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::mocking::MockCluster;
-use social_reward::sources::kafka::KafkaTarget;
-use social_reward::sources::simulator::{Scenario, SimulateOptions, simulate};
+use social_reward::sources::simulator::Scenario;
 
 const PARTITIONS: i32 = 4;
 
@@ -20,24 +21,14 @@ fn simulate_to_kafka_delivers_every_event_keyed_by_creator() {
     let mock = MockCluster::new(3).unwrap();
     mock.create_topic("events", PARTITIONS, 1).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let summary = simulate(&SimulateOptions {
-        out: dir.path().to_path_buf(),
-        scenario: Scenario {
-            users: 150,
-            days: 0.5,
-            seed: 3,
-            ..Scenario::default()
-        },
-        images: false,
-        image_size: 64,
-        gzip: false,
-        progress: false,
-        kafka: Some(KafkaTarget {
-            brokers: mock.bootstrap_servers(),
-            topic: "events".into(),
-        }),
-    })
-    .unwrap();
+    let scenario = Scenario {
+        users: 150,
+        days: 0.5,
+        seed: 3,
+        ..Scenario::default()
+    };
+    let summary =
+        common::simulate_to_kafka(dir.path(), &mock.bootstrap_servers(), "events", scenario);
     let file = std::fs::read(dir.path().join("events.jsonl")).unwrap();
     let lines: Vec<&[u8]> = file
         .split(|b| *b == b'\n')

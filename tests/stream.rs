@@ -5,7 +5,7 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use rdkafka::mocking::MockCluster;
@@ -13,8 +13,7 @@ use social_reward::curate::partition::PartitionSettings;
 use social_reward::curate::{CurateConfig, CurateOptions, ImageDedup, curate};
 use social_reward::events::{Limits, Timestamp};
 use social_reward::pipeline::stream::{StreamOptions, StreamReport, run_stream};
-use social_reward::sources::kafka::KafkaTarget;
-use social_reward::sources::simulator::{Scenario, SimulateOptions, simulate};
+use social_reward::sources::simulator::Scenario;
 use social_reward::store::Catalog;
 
 /// Short windows so that a simulated day closes many sessions; low evidence bars so that a
@@ -43,31 +42,6 @@ fn settings() -> PartitionSettings {
         image_dedup: ImageDedup::Off,
         images: None,
     }
-}
-
-fn simulate_into(
-    mock: &MockCluster<'_, rdkafka::producer::DefaultProducerContext>,
-    dir: &Path,
-) -> PathBuf {
-    simulate(&SimulateOptions {
-        out: dir.to_path_buf(),
-        scenario: Scenario {
-            users: 300,
-            days: 1.5,
-            seed: 11,
-            ..Scenario::default()
-        },
-        images: false,
-        image_size: 64,
-        gzip: false,
-        progress: false,
-        kafka: Some(KafkaTarget {
-            brokers: mock.bootstrap_servers(),
-            topic: "events".into(),
-        }),
-    })
-    .unwrap();
-    dir.join("events.jsonl")
 }
 
 /// Every file under `root/triplets`, by relative path.
@@ -120,7 +94,13 @@ async fn streaming_equals_batch_and_survives_crashes() {
     mock.create_topic("events", 1, 1).unwrap();
     let brokers = mock.bootstrap_servers();
     let dir = tempfile::tempdir().unwrap();
-    let events = simulate_into(&mock, dir.path());
+    let scenario = Scenario {
+        users: 300,
+        days: 1.5,
+        seed: 11,
+        ..Scenario::default()
+    };
+    let events = common::simulate_to_kafka(dir.path(), &brokers, "events", scenario).events;
     let lines = std::fs::read_to_string(&events).unwrap().lines().count() as u64;
 
     let batch_out = dir.path().join("batch");

@@ -99,11 +99,7 @@ pub async fn ingest(args: IngestArgs) -> Result<StreamReport> {
             .with_context(|| format!("--kafka-set {pair:?}: expected KEY=VALUE"))?;
         kafka_settings.push((key.to_owned(), value.to_owned()));
     }
-    let url = args
-        .db
-        .or_else(|| pipeline.as_ref().map(|p| p.catalog.url.clone()))
-        .unwrap_or_else(|| "sqlite:data/catalog.db".to_owned());
-    let catalog = Catalog::open(&url).await?;
+    let catalog = Catalog::open(&super::catalog_url(args.db, pipeline.as_ref())).await?;
     let options = StreamOptions {
         brokers,
         topic,
@@ -114,9 +110,7 @@ pub async fn ingest(args: IngestArgs) -> Result<StreamReport> {
             config,
             limits,
             now: Timestamp::now(),
-            dedup_horizon_hours: pipeline
-                .as_ref()
-                .map_or(6.0, |p| p.ingest.dedup_horizon_hours),
+            dedup_horizon_hours: super::dedup_horizon_hours(pipeline.as_ref()),
             image_dedup,
             images,
         },

@@ -8,18 +8,19 @@ use serde::Serialize;
 use tracing::info;
 
 use crate::events::{
-    DeadLetter, Event, Intake, IntakeCounts, Limits, Outcome, SourcePosition, Timestamp, Validator,
+    DeadLetter, Event, Intake, IntakeCounts, Limits, SourcePosition, Timestamp, Validator,
 };
 use crate::hashing::{FastMap, fast_map};
 use crate::pipeline::StageError;
 use crate::sources::file::JsonlReader;
 use crate::store::{Catalog, ManifestEntry, ObjectRoot};
 
+use super::admit::{admit, settle_unclaimed};
 use super::config::CurateConfig;
 use super::curator::Curator;
 use super::emit::Emitter;
 use super::evaluate::{Evaluation, RawCounts, Truth};
-use super::window::{ClosedSession, Observation, WindowCounts, Windows};
+use super::window::{ClosedSession, WindowCounts, Windows};
 
 /// How reposts and near-duplicate pictures are found.
 #[derive(Debug, Clone)]
@@ -119,16 +120,14 @@ pub async fn curate(
     let (closed_tx, mut closed_rx) =
         tokio::sync::mpsc::channel::<(Vec<ClosedSession>, Option<i64>)>(8);
     let processor = tokio::spawn(async move {
-        let mut flushed_before = i64::MIN;
         while let Some((closed, final_before)) = closed_rx.recv().await {
             curator.process(closed).await?;
-            match final_before {
-                Some(before) if before <= flushed_before => {}
-                Some(before) => {
-                    flushed_before = before;
-                    emitter.emit(curator.flush(Some(before))).await?;
-                }
-                None => emitter.emit(curator.flush(None)).await?,
+            let flushed = match final_before {
+                Some(before) => curator.flush_final(before),
+                None => Some(curator.flush_all()),
+            };
+            if let Some(flushed) = flushed {
+                emitter.emit(flushed).await?;
             }
         }
         Ok::<_, StageError>((curator, emitter))
@@ -151,33 +150,23 @@ pub async fn curate(
                 path: shown.clone(),
                 line,
             };
-            match intake.accept(record.payload, record.raw_len, position) {
-                Outcome::Valid(event) => {
-                    if let Some(raw) = raw.as_mut() {
-                        raw_count(raw, &event);
-                    }
-                    let kind = event.kind();
-                    if let Observation::Rejected(rejection) =
-                        windows.observe(&event, record.payload, position)
-                    {
-                        intake.reject_after_intake(kind, rejection.reason);
-                        dead.push(DeadLetter::new(
-                            record.payload,
-                            record.raw_len,
-                            rejection,
-                            position(),
-                        ));
-                    }
-                }
-                Outcome::Duplicate => {}
-                Outcome::Dead(letter) => dead.push(letter),
+            let event = admit(
+                &mut intake,
+                &mut windows,
+                record.payload,
+                record.raw_len,
+                position,
+                &mut dead,
+            );
+            if let (Some(raw), Some(event)) = (raw.as_mut(), &event) {
+                raw_count(raw, event);
             }
             since_advance += 1;
             if since_advance == 50_000 {
                 bar.inc(u64::from(since_advance));
                 since_advance = 0;
-                let (closed, expired) = windows.advance();
-                account_expired(&mut intake, &mut dead, expired);
+                let (closed, unclaimed) = windows.advance();
+                settle_unclaimed(&mut intake, unclaimed, &mut dead);
                 let moved = windows.final_before() > final_before;
                 final_before = windows.final_before();
                 if (!closed.is_empty() || moved) && !send(closed, Some(final_before)).await {
@@ -187,10 +176,10 @@ pub async fn curate(
         }
         bar.inc(u64::from(since_advance));
     }
-    let (closed, expired) = windows.advance();
-    account_expired(&mut intake, &mut dead, expired);
+    let (closed, unclaimed) = windows.advance();
+    settle_unclaimed(&mut intake, unclaimed, &mut dead);
     let unclaimed = windows.drain_buffered();
-    account_expired(&mut intake, &mut dead, unclaimed);
+    settle_unclaimed(&mut intake, unclaimed, &mut dead);
     // End of input: what has closed is final, whatever its day.
     if !send(closed, None).await {
         return Err(processor_failure(processor).await);
@@ -235,20 +224,6 @@ pub async fn curate(
         evaluation,
         seconds: started.elapsed().as_secs_f64(),
     })
-}
-
-fn account_expired(intake: &mut Intake, dead: &mut Vec<DeadLetter>, expired: Vec<DeadLetter>) {
-    for letter in expired {
-        // Buffered events were valid views or remixes; which kind does not matter for the
-        // balance, only that one valid event became one dead letter.
-        let kind = if letter.raw.windows(7).any(|w| w == b"\"remix\"") {
-            crate::events::EventKind::Remix
-        } else {
-            crate::events::EventKind::View
-        };
-        intake.reject_after_intake(kind, letter.reason);
-        dead.push(letter);
-    }
 }
 
 fn raw_count(raw: &mut RawCounts, event: &Event<'_>) {

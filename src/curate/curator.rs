@@ -15,7 +15,7 @@ use tracing::warn;
 
 use crate::hashing::FastMap;
 use crate::pipeline::StageError;
-use crate::store::ObjectRoot;
+use crate::store::{CuratedImage, ObjectRoot};
 
 use super::ImageDedup;
 use super::config::{CurateConfig, Split};
@@ -53,6 +53,19 @@ impl Flushed {
     pub fn triplets(&self) -> usize {
         self.parts.values().map(Vec::len).sum()
     }
+
+    /// The curated images as the catalog's emitted marks take them.
+    pub fn catalog_images(&self) -> Vec<CuratedImage<'_>> {
+        self.images
+            .iter()
+            .map(|row| CuratedImage {
+                image: &row.image,
+                phash: row.phash,
+                prompt_key: &row.prompt_key,
+                prompt_cluster: &row.prompt_cluster,
+            })
+            .collect()
+    }
 }
 
 #[derive(Debug, Default, Clone, Copy, Serialize, Deserialize)]
@@ -85,6 +98,8 @@ pub struct CuratorMemory {
     waiting: BTreeMap<i64, Day>,
     /// Prompt clusters of flushed train triplets, as long as the clusterer remembers prompts.
     train_clusters: Recall<HashSet<String>>,
+    /// Days before this one have been handed over.
+    flushed_before: i64,
     fallback: Option<FallbackPool>,
     stats: CuratorStats,
 }
@@ -115,6 +130,7 @@ impl Curator {
             clusterer: PromptClusterer::with_recall(config.clustering, config.recall_days),
             waiting: BTreeMap::new(),
             train_clusters: Recall::new(config.recall_days),
+            flushed_before: i64::MIN,
             fallback: FallbackPool::new(config.same_cluster_fallback_hours),
             stats: CuratorStats::default(),
         };
@@ -172,28 +188,36 @@ impl Curator {
             .sum()
     }
 
-    /// Caps, marks and hands over the triplets of every day before `before` (all days when
-    /// `None`). Each day is capped on its own, so no prompt cluster exceeds the share of any
-    /// day's file set, nor of any union of them.
-    pub fn flush(&mut self, before: Option<i64>) -> Flushed {
-        let days: Vec<i64> = match before {
-            Some(before) => self
-                .memory
-                .waiting
-                .range(..before)
-                .map(|(d, _)| *d)
-                .collect(),
-            None => self.memory.waiting.keys().copied().collect(),
-        };
+    /// Hands over the days before `final_before` (see `Windows::final_before`) once that has
+    /// moved on since the last call; `None` while nothing new is final.
+    pub fn flush_final(&mut self, final_before: i64) -> Option<Flushed> {
+        if final_before <= self.memory.flushed_before {
+            return None;
+        }
+        self.memory.flushed_before = final_before;
+        let later = self.memory.waiting.split_off(&final_before);
+        let done = std::mem::replace(&mut self.memory.waiting, later);
+        Some(self.hand_over(done))
+    }
+
+    /// The end of the input: every waiting day, final or not.
+    pub fn flush_all(&mut self) -> Flushed {
+        let done = std::mem::take(&mut self.memory.waiting);
+        self.hand_over(done)
+    }
+
+    /// Caps, marks and partitions the given days in order. Each day is capped on its own, so no
+    /// prompt cluster exceeds the share of any day's file set, nor of any union of them.
+    fn hand_over(&mut self, days: BTreeMap<i64, Day>) -> Flushed {
         let mut flushed = Flushed::default();
-        for day in days {
-            let Some(Day {
+        for (
+            day,
+            Day {
                 mut candidates,
                 images,
-            }) = self.memory.waiting.remove(&day)
-            else {
-                continue;
-            };
+            },
+        ) in days
+        {
             flushed.candidates += candidates.len() as u64;
             flushed.capped +=
                 triplets::apply_cluster_cap(&mut candidates, self.config.max_cluster_share) as u64;
@@ -205,9 +229,7 @@ impl Curator {
             let train = candidates.iter().filter(|t| t.split == Split::Train);
             let train: Vec<String> = train.map(|t| t.prompt_cluster.clone()).collect();
             self.memory.train_clusters.current_mut().extend(train);
-            for (key, rows) in triplets::partition(candidates) {
-                flushed.parts.insert(key, rows);
-            }
+            flushed.parts.extend(triplets::partition(candidates));
             flushed.images.extend(images);
         }
         flushed

@@ -5,7 +5,7 @@
 //! run writes again under the same name (same rows, same bytes) and then records.
 
 use crate::pipeline::StageError;
-use crate::store::{Catalog, CuratedImage, ManifestEntry, ObjectRoot};
+use crate::store::{Catalog, ManifestEntry, ObjectRoot};
 
 use super::curator::Flushed;
 use super::triplets::{self, Triplet};
@@ -68,16 +68,7 @@ impl Emitter {
     pub async fn emit(&mut self, flushed: Flushed) -> Result<(), StageError> {
         let files = write_parts(&self.out, &flushed).await?;
         if let Some(catalog) = &self.catalog {
-            let images: Vec<CuratedImage<'_>> = flushed
-                .images
-                .iter()
-                .map(|row| CuratedImage {
-                    image: &row.image,
-                    phash: row.phash,
-                    prompt_key: &row.prompt_key,
-                    prompt_cluster: &row.prompt_cluster,
-                })
-                .collect();
+            let images = flushed.catalog_images();
             self.new_manifest_rows += catalog
                 .record_emission(&self.run_id, &files, &images)
                 .await?;

@@ -8,6 +8,7 @@
 //! `evaluate` measures the result against the simulator's ground truth. The same core serves
 //! the batch command here and the streaming consumer.
 
+pub mod admit;
 pub mod config;
 pub mod curator;
 pub mod emit;

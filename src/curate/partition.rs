@@ -13,16 +13,16 @@ use serde::{Deserialize, Serialize};
 
 use crate::events::dedup::EventIdDedup;
 use crate::events::{
-    DeadLetter, Event, EventKind, Intake, IntakeCounts, Limits, Outcome, Publish, SourcePosition,
-    Timestamp, Validator,
+    DeadLetter, Event, Intake, IntakeCounts, Limits, Publish, SourcePosition, Timestamp, Validator,
 };
 use crate::pipeline::StageError;
 use crate::store::{CounterDelta, ObjectRoot};
 
 use super::ImageDedup;
+use super::admit::{admit, settle_unclaimed};
 use super::config::CurateConfig;
 use super::curator::{Curator, CuratorMemory, Flushed};
-use super::window::{Observation, Windows};
+use super::window::Windows;
 
 /// How a partition curator is built; a snapshot must be restored with the same settings.
 #[derive(Debug, Clone)]
@@ -61,6 +61,23 @@ impl PendingCommit {
         deltas
     }
 
+    /// Tallies a valid event for the catalog: its publish row or its image's counters.
+    fn note(&mut self, event: &Event<'_>) {
+        match event {
+            Event::Publish(p) => self.publishes.push(p.as_ref().clone().into_owned()),
+            Event::View(v) => self.counters.entry(v.image_id.to_string()).or_default().0 += 1,
+            Event::Remix(r) => self.counters.entry(r.image_id.to_string()).or_default().1 += 1,
+        }
+    }
+
+    /// Nothing to commit: no message, dead letter, file or emitted image.
+    pub fn is_empty(&self) -> bool {
+        self.messages == 0
+            && self.letters.is_empty()
+            && self.flushed.parts.is_empty()
+            && self.flushed.images.is_empty()
+    }
+
     fn merge(&mut self, flushed: Flushed) {
         self.flushed.candidates += flushed.candidates;
         self.flushed.capped += flushed.capped;
@@ -81,7 +98,6 @@ struct SnapshotRef<'a> {
     counts: &'a IntakeCounts,
     windows: &'a Windows,
     curator: &'a CuratorMemory,
-    flushed_before: i64,
 }
 
 #[derive(Deserialize)]
@@ -91,14 +107,12 @@ struct Snapshot {
     counts: IntakeCounts,
     windows: Windows,
     curator: CuratorMemory,
-    flushed_before: i64,
 }
 
 pub struct PartitionCurator {
     intake: Intake,
     windows: Windows,
     curator: Curator,
-    flushed_before: i64,
     pending: PendingCommit,
 }
 
@@ -116,7 +130,6 @@ impl PartitionCurator {
             intake: Intake::new(validator, settings.dedup_horizon_hours),
             windows: Windows::new(&settings.config),
             curator: Self::curator(settings, None),
-            flushed_before: i64::MIN,
             pending: PendingCommit::default(),
         })
     }
@@ -134,7 +147,6 @@ impl PartitionCurator {
             intake: Intake::restore(validator, snapshot.dedup, snapshot.counts),
             windows: snapshot.windows,
             curator: Self::curator(settings, Some(snapshot.curator)),
-            flushed_before: snapshot.flushed_before,
             pending: PendingCommit::default(),
         })
     }
@@ -161,13 +173,12 @@ impl PartitionCurator {
             counts,
             windows: &self.windows,
             curator: self.curator.memory(),
-            flushed_before: self.flushed_before,
         })
         .map_err(snapshot_error)
     }
 
-    pub fn counts(&self) -> IntakeCounts {
-        self.intake.memory().1.clone()
+    pub fn counts(&self) -> &IntakeCounts {
+        self.intake.memory().1
     }
 
     pub fn open_sessions(&self) -> u64 {
@@ -183,24 +194,19 @@ impl PartitionCurator {
     ) -> Result<(), StageError> {
         let raw_len = payload.len() as u64;
         let mut letters = Vec::new();
-        match self.intake.accept(payload, raw_len, &position) {
-            Outcome::Valid(event) => {
-                if record {
-                    self.pending.note(&event);
-                }
-                let kind = event.kind();
-                if let Observation::Rejected(rejection) =
-                    self.windows.observe(&event, payload, &position)
-                {
-                    self.intake.reject_after_intake(kind, rejection.reason);
-                    letters.push(DeadLetter::new(payload, raw_len, rejection, position()));
-                }
-            }
-            Outcome::Duplicate => {}
-            Outcome::Dead(letter) => letters.push(letter),
+        let event = admit(
+            &mut self.intake,
+            &mut self.windows,
+            payload,
+            raw_len,
+            position,
+            &mut letters,
+        );
+        if let (true, Some(event)) = (record, &event) {
+            self.pending.note(event);
         }
-        let (closed, expired) = self.windows.advance();
-        self.account_expired(&mut letters, expired);
+        let (closed, unclaimed) = self.windows.advance();
+        settle_unclaimed(&mut self.intake, unclaimed, &mut letters);
         if record {
             self.pending.messages += 1;
             self.pending.letters.extend(letters);
@@ -208,13 +214,10 @@ impl PartitionCurator {
         if !closed.is_empty() {
             self.curator.process(closed).await?;
         }
-        let final_before = self.windows.final_before();
-        if final_before > self.flushed_before {
-            self.flushed_before = final_before;
-            let flushed = self.curator.flush(Some(final_before));
-            if record {
-                self.pending.merge(flushed);
-            }
+        if let Some(flushed) = self.curator.flush_final(self.windows.final_before())
+            && record
+        {
+            self.pending.merge(flushed);
         }
         Ok(())
     }
@@ -222,16 +225,14 @@ impl PartitionCurator {
     /// The input is over (`--until-idle`, a backfill's end): buffered events that met no publish
     /// are dead letters, and whatever has closed is written, its day final or not.
     pub async fn end_of_input(&mut self) -> Result<(), StageError> {
-        let mut letters = Vec::new();
-        let (closed, expired) = self.windows.advance();
-        self.account_expired(&mut letters, expired);
+        let (closed, unclaimed) = self.windows.advance();
+        settle_unclaimed(&mut self.intake, unclaimed, &mut self.pending.letters);
         let unclaimed = self.windows.drain_buffered();
-        self.account_expired(&mut letters, unclaimed);
-        self.pending.letters.extend(letters);
+        settle_unclaimed(&mut self.intake, unclaimed, &mut self.pending.letters);
         if !closed.is_empty() {
             self.curator.process(closed).await?;
         }
-        let flushed = self.curator.flush(None);
+        let flushed = self.curator.flush_all();
         self.pending.merge(flushed);
         Ok(())
     }
@@ -242,32 +243,5 @@ impl PartitionCurator {
 
     pub fn pending(&self) -> &PendingCommit {
         &self.pending
-    }
-
-    fn account_expired(&mut self, letters: &mut Vec<DeadLetter>, expired: Vec<DeadLetter>) {
-        for letter in expired {
-            self.intake
-                .reject_after_intake(buffered_kind(&letter), letter.reason);
-            letters.push(letter);
-        }
-    }
-}
-
-/// Buffered events were valid views or remixes; which kind only matters to the counts' balance.
-pub fn buffered_kind(letter: &DeadLetter) -> EventKind {
-    if letter.raw.windows(7).any(|w| w == b"\"remix\"") {
-        EventKind::Remix
-    } else {
-        EventKind::View
-    }
-}
-
-impl PendingCommit {
-    fn note(&mut self, event: &Event<'_>) {
-        match event {
-            Event::Publish(p) => self.publishes.push(p.as_ref().clone().into_owned()),
-            Event::View(v) => self.counters.entry(v.image_id.to_string()).or_default().0 += 1,
-            Event::Remix(r) => self.counters.entry(r.image_id.to_string()).or_default().1 += 1,
-        }
     }
 }

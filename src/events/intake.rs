@@ -31,6 +31,20 @@ impl IntakeCounts {
         self.lines == self.valid + self.duplicates + self.dead_letters
     }
 
+    /// Adds another intake's counts (e.g. another partition's).
+    pub fn add(&mut self, other: &IntakeCounts) {
+        self.lines += other.lines;
+        self.valid += other.valid;
+        self.duplicates += other.duplicates;
+        self.dead_letters += other.dead_letters;
+        for (kind, n) in &other.by_kind {
+            *self.by_kind.entry(*kind).or_default() += n;
+        }
+        for (reason, n) in &other.by_reason {
+            *self.by_reason.entry(*reason).or_default() += n;
+        }
+    }
+
     pub fn count_dead(&mut self, reason: Reason) {
         self.dead_letters += 1;
         *self.by_reason.entry(reason).or_default() += 1;

@@ -27,7 +27,7 @@ use tracing::{info, warn};
 use crate::curate::emit::write_parts;
 use crate::curate::partition::{PartitionCurator, PartitionSettings};
 use crate::events::{IntakeCounts, SourcePosition};
-use crate::store::{Catalog, CommitOutcome, CuratedImage, ObjectRoot, PartitionCommit};
+use crate::store::{Catalog, CommitOutcome, ObjectRoot, PartitionCommit};
 
 use super::StageError;
 
@@ -298,17 +298,7 @@ fn finish(
     let mut partitions: Vec<i32> = runs.keys().copied().collect();
     partitions.sort_unstable();
     for run in runs.values() {
-        let counts = run.curator.counts();
-        report.counts.lines += counts.lines;
-        report.counts.valid += counts.valid;
-        report.counts.duplicates += counts.duplicates;
-        report.counts.dead_letters += counts.dead_letters;
-        for (kind, n) in counts.by_kind {
-            *report.counts.by_kind.entry(kind).or_default() += n;
-        }
-        for (reason, n) in counts.by_reason {
-            *report.counts.by_reason.entry(reason).or_default() += n;
-        }
+        report.counts.add(run.curator.counts());
     }
     report.partitions = partitions;
     latencies.sort_by(f64::total_cmp);
@@ -391,13 +381,8 @@ impl Ctx<'_> {
         let Some(run) = runs.get_mut(&partition) else {
             return Ok(());
         };
-        let pending = run.curator.pending();
         let moved = run.committed != Some(run.next);
-        let empty = pending.messages == 0
-            && pending.letters.is_empty()
-            && pending.flushed.parts.is_empty()
-            && pending.flushed.images.is_empty();
-        if empty && !moved {
+        if run.curator.pending().is_empty() && !moved {
             return Ok(());
         }
         let snapshot_due = run
@@ -462,17 +447,7 @@ impl Ctx<'_> {
         let o = self.options;
         let pending = run.curator.pending();
         let files = write_parts(self.out, &pending.flushed).await?;
-        let images: Vec<CuratedImage<'_>> = pending
-            .flushed
-            .images
-            .iter()
-            .map(|row| CuratedImage {
-                image: &row.image,
-                phash: row.phash,
-                prompt_key: &row.prompt_key,
-                prompt_cluster: &row.prompt_cluster,
-            })
-            .collect();
+        let images = pending.flushed.catalog_images();
         let deltas = pending.deltas();
         Ok(self
             .catalog

@@ -1,7 +1,34 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+use std::path::Path;
+
+use social_reward::sources::kafka::KafkaTarget;
+use social_reward::sources::simulator::{Scenario, SimulateOptions, SimulationSummary, simulate};
 use sqlx::Connection;
+
+/// Simulates `scenario` without pictures into `dir` (`events.jsonl`, `truth.parquet`) and
+/// produces every event to `topic` as well, keyed by creator.
+pub fn simulate_to_kafka(
+    dir: &Path,
+    brokers: &str,
+    topic: &str,
+    scenario: Scenario,
+) -> SimulationSummary {
+    simulate(&SimulateOptions {
+        out: dir.to_path_buf(),
+        scenario,
+        images: false,
+        image_size: 64,
+        gzip: false,
+        progress: false,
+        kafka: Some(KafkaTarget {
+            brokers: brokers.to_owned(),
+            topic: topic.to_owned(),
+        }),
+    })
+    .unwrap()
+}
 
 /// The PostgreSQL the tests run against (`scripts/test.sh` makes sure it is up).
 pub fn postgres_url() -> String {

@@ -5,16 +5,18 @@
 
 use std::cmp::Reverse;
 
+use crate::events::{DeadLetter, EventKind};
+
 use super::*;
 
 impl Windows {
     /// The sessions closed and the buffered events given up on (as `unknown_image` dead
     /// letters) since the last call, in the order they happened.
-    pub fn advance(&mut self) -> (Vec<ClosedSession>, Vec<DeadLetter>) {
+    pub fn advance(&mut self) -> (Vec<ClosedSession>, Vec<UnclaimedEvent>) {
         self.close_due();
         (
             std::mem::take(&mut self.ready_closed),
-            std::mem::take(&mut self.ready_expired),
+            std::mem::take(&mut self.ready_unclaimed),
         )
     }
 
@@ -69,7 +71,7 @@ impl Windows {
                 break;
             };
             let expired = self.give_up_on(&image_id, "arrived in time");
-            self.ready_expired.extend(expired);
+            self.ready_unclaimed.extend(expired);
         }
         self.forget_old(watermark);
         let final_before = day_of(watermark).min(self.open_from());
@@ -82,8 +84,8 @@ impl Windows {
     }
 
     /// End of a batch input: buffered events can no longer meet their publish.
-    pub fn drain_buffered(&mut self) -> Vec<DeadLetter> {
-        let mut out = std::mem::take(&mut self.ready_expired);
+    pub fn drain_buffered(&mut self) -> Vec<UnclaimedEvent> {
+        let mut out = std::mem::take(&mut self.ready_unclaimed);
         let mut ids: Vec<String> = self.orphans.keys().cloned().collect();
         ids.sort();
         self.orphan_expiry.clear();
@@ -94,7 +96,7 @@ impl Windows {
     }
 
     /// Buffered events of `image_id` become `unknown_image` dead letters.
-    fn give_up_on(&mut self, image_id: &str, when: &str) -> Vec<DeadLetter> {
+    fn give_up_on(&mut self, image_id: &str, when: &str) -> Vec<UnclaimedEvent> {
         let orphans = self.orphans.remove(image_id).unwrap_or_default();
         self.counts.buffered -= orphans.len() as u64;
         self.counts.unknown_image += orphans.len() as u64;
@@ -106,7 +108,13 @@ impl Windows {
                     format!("no publish event for {image_id} {when}"),
                 );
                 let raw_len = orphan.raw.len() as u64;
-                DeadLetter::new(&orphan.raw, raw_len, rejection, orphan.position)
+                UnclaimedEvent {
+                    kind: match orphan.is_remix {
+                        true => EventKind::Remix,
+                        false => EventKind::View,
+                    },
+                    letter: DeadLetter::new(&orphan.raw, raw_len, rejection, orphan.position),
+                }
             })
             .collect()
     }

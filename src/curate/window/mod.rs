@@ -7,69 +7,22 @@
 //! age at the end of the stream no longer decides how many remixes it has. State is bounded by
 //! open windows: closed images are remembered only long enough to recognise late events.
 
+use serde::{Deserialize, Serialize};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet, VecDeque};
 use std::hash::BuildHasherDefault;
-use std::sync::Arc;
-
-use serde::{Deserialize, Serialize};
 
 use crate::events::dedup::PrehashedHasher;
 use crate::events::timestamp::MICROS_PER_HOUR;
-use crate::events::{DeadLetter, Event, Publish, Reason, Rejection, SourcePosition, Timestamp};
+use crate::events::{Event, Publish, Reason, Rejection, SourcePosition};
 use crate::hashing::{FastMap, fast_map};
 
 use super::recall::day_of;
 
 use super::config::{CurateConfig, SpamRule};
 
-/// What curation keeps of a publish event.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ImageRecord {
-    pub image_id: String,
-    pub creator_id: String,
-    pub generation_id: String,
-    pub prompt: Arc<str>,
-    pub image_uri: String,
-    pub model: String,
-    pub creator_followers: u64,
-    pub published_at: Timestamp,
-    pub publish_event_id: String,
-}
-
-impl ImageRecord {
-    pub fn from_publish(p: &Publish<'_>) -> Self {
-        Self {
-            image_id: p.image_id.to_string(),
-            creator_id: p.creator_id.to_string(),
-            generation_id: p.generation_id.to_string(),
-            prompt: Arc::from(p.prompt.as_ref()),
-            image_uri: p.image_uri.to_string(),
-            model: p.model.to_string(),
-            creator_followers: p.creator_followers,
-            published_at: p.ts,
-            publish_event_id: p.event_id.to_string(),
-        }
-    }
-}
-
-/// An image whose window has closed, with its final in-window counts.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ClosedImage {
-    pub record: ImageRecord,
-    pub views: u32,
-    /// Remixes by users not judged spam remixers when the session closed.
-    pub remixes: u32,
-    pub spam_remixes: u32,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ClosedSession {
-    pub creator_id: String,
-    pub generation_id: String,
-    /// Ordered by publish time, then image id.
-    pub images: Vec<ClosedImage>,
-}
+mod record;
+pub use record::{ClosedImage, ClosedSession, ImageRecord, UnclaimedEvent};
 
 /// What happened to one valid event.
 #[derive(Debug, PartialEq)]
@@ -155,7 +108,7 @@ pub struct Windows {
     final_before: i64,
     /// Closed and given up on since the caller last collected them (`advance`).
     ready_closed: Vec<ClosedSession>,
-    ready_expired: Vec<DeadLetter>,
+    ready_unclaimed: Vec<UnclaimedEvent>,
     counts: WindowCounts,
 }
 
@@ -204,7 +157,7 @@ impl Windows {
             open_days: BTreeMap::new(),
             final_before: i64::MIN,
             ready_closed: Vec::new(),
-            ready_expired: Vec::new(),
+            ready_unclaimed: Vec::new(),
             counts: WindowCounts::default(),
         }
     }
@@ -410,7 +363,7 @@ mod closing;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::events::{Remix, View};
+    use crate::events::{Remix, Timestamp, View};
 
     const T0: i64 = 1_767_225_600_000_000; // 2026-01-01T00:00:00Z
 
@@ -535,7 +488,8 @@ mod tests {
             "the buffered view joined its window"
         );
         assert_eq!(expired.len(), 1);
-        assert_eq!(expired[0].reason, Reason::UnknownImage);
+        assert_eq!(expired[0].letter.reason, Reason::UnknownImage);
+        assert_eq!(expired[0].kind, crate::events::EventKind::View);
         assert_eq!(w.counts().buffered, 1, "i3's own view still waits");
         assert_eq!(w.drain_buffered().len(), 1);
     }

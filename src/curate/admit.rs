@@ -1,0 +1,47 @@
+//! Where a record enters curation, for the batch command and the stream alike: the intake
+//! decides valid, duplicate or dead; the windows count a valid event or refuse it; whatever is
+//! refused, or buffered and never claimed, becomes a dead letter with the intake's counts kept
+//! balanced (one valid event, one dead letter).
+
+use crate::events::{DeadLetter, Event, Intake, Outcome, SourcePosition};
+
+use super::window::{Observation, UnclaimedEvent, Windows};
+
+/// Takes one record through the intake and the windows. Returns the valid event (whether the
+/// windows counted it or refused it), for callers that also keep their own tallies.
+pub fn admit<'a>(
+    intake: &mut Intake,
+    windows: &mut Windows,
+    payload: &'a [u8],
+    raw_len: u64,
+    position: impl Fn() -> SourcePosition,
+    letters: &mut Vec<DeadLetter>,
+) -> Option<Event<'a>> {
+    match intake.accept(payload, raw_len, &position) {
+        Outcome::Valid(event) => {
+            let kind = event.kind();
+            if let Observation::Rejected(rejection) = windows.observe(&event, payload, &position) {
+                intake.reject_after_intake(kind, rejection.reason);
+                letters.push(DeadLetter::new(payload, raw_len, rejection, position()));
+            }
+            Some(event)
+        }
+        Outcome::Duplicate => None,
+        Outcome::Dead(letter) => {
+            letters.push(letter);
+            None
+        }
+    }
+}
+
+/// Buffered events the windows gave up on: valid when taken in, dead letters now.
+pub fn settle_unclaimed(
+    intake: &mut Intake,
+    unclaimed: Vec<UnclaimedEvent>,
+    letters: &mut Vec<DeadLetter>,
+) {
+    for UnclaimedEvent { kind, letter } in unclaimed {
+        intake.reject_after_intake(kind, letter.reason);
+        letters.push(letter);
+    }
+}
