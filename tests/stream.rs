@@ -192,3 +192,68 @@ async fn streaming_equals_batch_and_survives_crashes() {
         db.drop_now().await;
     }
 }
+
+/// Two consumers of one group over three partitions, the second joining mid-stream: the
+/// rebalance moves partitions between them, and the files are those one consumer writes alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rebalance_mid_stream_changes_nothing() {
+    let mock = MockCluster::new(1).unwrap();
+    mock.create_topic("events", 3, 1).unwrap();
+    let brokers = mock.bootstrap_servers();
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = Scenario {
+        users: 300,
+        days: 1.5,
+        seed: 5,
+        ..Scenario::default()
+    };
+    let events = common::simulate_to_kafka(dir.path(), &brokers, "events", scenario).events;
+    let lines = std::fs::read_to_string(&events).unwrap().lines().count() as u64;
+
+    let db = common::ScratchDatabase::create("stream_alone").await;
+    let catalog = Catalog::open(&db.url).await.unwrap();
+    let alone_out = dir.path().join("alone");
+    let alone = stream(&options(&brokers, "alone", &alone_out), &catalog).await;
+    assert_eq!(alone.partitions, vec![0, 1, 2]);
+    assert_eq!(alone.counts.lines, lines);
+    let expected = triplet_files(&alone_out);
+    assert!(expected.len() >= 3, "{:?}", expected.keys());
+    catalog.close().await;
+    db.drop_now().await;
+
+    let db = common::ScratchDatabase::create("stream_pair").await;
+    let catalog = Catalog::open(&db.url).await.unwrap();
+    let out = dir.path().join("pair");
+    // Small batches make the first consumer slow enough to be mid-stream when the second joins.
+    let mut first = options(&brokers, "pair", &out);
+    first.batch_messages = 50;
+    first.until_idle = Some(Duration::from_secs(8));
+    let second = first.clone();
+    let (a, b) = tokio::join!(stream(&first, &catalog), async {
+        tokio::time::sleep(Duration::from_secs(6)).await;
+        stream(&second, &catalog).await
+    });
+    assert!(
+        !a.partitions.is_empty() && !b.partitions.is_empty(),
+        "{a:?}\n{b:?}"
+    );
+    assert!(
+        a.replayed + b.replayed > 0,
+        "a moved partition restarts from the catalog"
+    );
+    let mut counts = a.counts.clone();
+    counts.add(&b.counts);
+    assert_eq!(
+        counts.lines, lines,
+        "every message counted once: {a:?}\n{b:?}"
+    );
+    assert!(counts.is_balanced());
+    assert_eq!(
+        triplet_files(&out),
+        expected,
+        "files differ after a rebalance"
+    );
+    assert_eq!(catalog.manifest().await.unwrap().len(), expected.len());
+    catalog.close().await;
+    db.drop_now().await;
+}

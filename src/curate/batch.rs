@@ -10,14 +10,13 @@ use tracing::info;
 use crate::events::{
     DeadLetter, Event, Intake, IntakeCounts, Limits, SourcePosition, Timestamp, Validator,
 };
-use crate::hashing::{FastMap, fast_map};
 use crate::pipeline::StageError;
 use crate::sources::file::JsonlReader;
 use crate::store::{Catalog, ManifestEntry, ObjectRoot};
 
 use super::admit::{admit, settle_unclaimed};
 use super::config::CurateConfig;
-use super::curator::Curator;
+use super::curator::{Curator, SuppliedHashes};
 use super::emit::Emitter;
 use super::evaluate::{Evaluation, RawCounts, Truth};
 use super::window::{ClosedSession, WindowCounts, Windows};
@@ -94,7 +93,7 @@ pub async fn curate(
     let out = ObjectRoot::open(&options.out)?;
     let supplied = match &options.image_dedup {
         ImageDedup::Supplied(path) => load_supplied_hashes(path)?,
-        _ => fast_map(),
+        _ => SuppliedHashes::new(),
     };
     let mut curator = Curator::new(
         config.clone(),
@@ -167,6 +166,7 @@ pub async fn curate(
                 since_advance = 0;
                 let (closed, unclaimed) = windows.advance();
                 settle_unclaimed(&mut intake, unclaimed, &mut dead);
+                store_letters(catalog, &options.run_id, &mut dead).await?;
                 let moved = windows.final_before() > final_before;
                 final_before = windows.final_before();
                 if (!closed.is_empty() || moved) && !send(closed, Some(final_before)).await {
@@ -180,6 +180,7 @@ pub async fn curate(
     settle_unclaimed(&mut intake, unclaimed, &mut dead);
     let unclaimed = windows.drain_buffered();
     settle_unclaimed(&mut intake, unclaimed, &mut dead);
+    store_letters(catalog, &options.run_id, &mut dead).await?;
     // End of input: what has closed is final, whatever its day.
     if !send(closed, None).await {
         return Err(processor_failure(processor).await);
@@ -195,9 +196,6 @@ pub async fn curate(
         (Some(path), Some(raw), Some(rows)) => Some(Truth::load(path)?.evaluate(rows, raw)),
         _ => None,
     };
-    if let Some(catalog) = catalog {
-        catalog.insert_dead_letters(&options.run_id, &dead).await?;
-    }
     let counts = intake.into_counts();
     let stats = curator.stats();
     info!(
@@ -226,6 +224,22 @@ pub async fn curate(
     })
 }
 
+/// Dead letters go to the catalog as they come, not held to the end of the input: memory then
+/// does not grow with the stream's bad records. Without a catalog the counts are all that stays.
+async fn store_letters(
+    catalog: Option<&Catalog>,
+    run_id: &str,
+    letters: &mut Vec<DeadLetter>,
+) -> Result<(), StageError> {
+    if let Some(catalog) = catalog
+        && !letters.is_empty()
+    {
+        catalog.insert_dead_letters(run_id, letters).await?;
+    }
+    letters.clear();
+    Ok(())
+}
+
 fn raw_count(raw: &mut RawCounts, event: &Event<'_>) {
     match event {
         Event::Publish(p) => {
@@ -242,13 +256,17 @@ fn raw_count(raw: &mut RawCounts, event: &Event<'_>) {
     }
 }
 
-fn load_supplied_hashes(path: &std::path::Path) -> Result<FastMap<String, u64>, StageError> {
+fn load_supplied_hashes(path: &std::path::Path) -> Result<SuppliedHashes, StageError> {
     let frame = crate::sources::simulator::read_truth(path)?;
     let ids = frame.column("image_id")?.str()?.clone();
     let hashes = frame.column("phash")?.u64()?.clone();
-    let mut map = fast_map();
+    let mut map = SuppliedHashes::new();
     map.reserve(frame.height());
-    map.extend((0..frame.height()).filter_map(|i| Some((ids.get(i)?.to_owned(), hashes.get(i)?))));
+    for (id, hash) in ids.iter().zip(hashes.iter()) {
+        if let (Some(id), Some(hash)) = (id, hash) {
+            map.insert(id, hash);
+        }
+    }
     Ok(map)
 }
 

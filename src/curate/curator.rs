@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, HashSet};
 use serde::{Deserialize, Serialize};
 use tracing::warn;
 
-use crate::hashing::FastMap;
+use crate::hashing::{FastMap, fast_map};
 use crate::pipeline::StageError;
 use crate::store::{CuratedImage, ObjectRoot};
 
@@ -26,6 +26,33 @@ use super::prompt::PromptClusterer;
 use super::recall::{Recall, day_of};
 use super::triplets::{self, Triplet};
 use super::window::{ClosedImage, ClosedSession};
+
+/// Perceptual hashes given with the input (the simulator's truth table) instead of computed
+/// from pixels. An input table, so it grows with the images it covers; keyed by a 128-bit hash
+/// of the image id to hold 24 bytes an image rather than a string.
+#[derive(Default)]
+pub struct SuppliedHashes(FastMap<u128, u64>);
+
+impl SuppliedHashes {
+    pub fn new() -> Self {
+        Self(fast_map())
+    }
+
+    pub fn insert(&mut self, image_id: &str, hash: u64) {
+        self.0
+            .insert(xxhash_rust::xxh3::xxh3_128(image_id.as_bytes()), hash);
+    }
+
+    pub fn get(&self, image_id: &str) -> Option<u64> {
+        self.0
+            .get(&xxhash_rust::xxh3::xxh3_128(image_id.as_bytes()))
+            .copied()
+    }
+
+    pub fn reserve(&mut self, more: usize) {
+        self.0.reserve(more);
+    }
+}
 
 /// Images decoded at once between dedup steps; bounds memory held in fetched bytes.
 const HASH_BATCH: usize = 256;
@@ -80,7 +107,7 @@ pub struct CuratorStats {
 pub struct Curator {
     config: CurateConfig,
     hasher: PerceptualHasher,
-    supplied: FastMap<String, u64>,
+    supplied: SuppliedHashes,
     dedup: ImageDedup,
     images_root: Option<ObjectRoot>,
     curated_before: HashSet<String>,
@@ -121,7 +148,7 @@ impl Curator {
         config: CurateConfig,
         dedup: ImageDedup,
         images_root: Option<ObjectRoot>,
-        supplied: FastMap<String, u64>,
+        supplied: SuppliedHashes,
         keep_images: bool,
     ) -> Self {
         let memory = CuratorMemory {
@@ -142,7 +169,7 @@ impl Curator {
         config: CurateConfig,
         dedup: ImageDedup,
         images_root: Option<ObjectRoot>,
-        supplied: FastMap<String, u64>,
+        supplied: SuppliedHashes,
         keep_images: bool,
         memory: CuratorMemory,
     ) -> Self {
@@ -303,7 +330,7 @@ impl Curator {
                     let hashes = session
                         .images
                         .iter()
-                        .map(|i| self.supplied.get(&i.record.image_id).copied())
+                        .map(|i| self.supplied.get(&i.record.image_id))
                         .collect();
                     pending.push(PendingSession { session, hashes });
                 }

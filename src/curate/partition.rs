@@ -21,7 +21,7 @@ use crate::store::{CounterDelta, ObjectRoot};
 use super::ImageDedup;
 use super::admit::{admit, settle_unclaimed};
 use super::config::CurateConfig;
-use super::curator::{Curator, CuratorMemory, Flushed};
+use super::curator::{Curator, CuratorMemory, Flushed, SuppliedHashes};
 use super::window::Windows;
 
 /// How a partition curator is built; a snapshot must be restored with the same settings.
@@ -157,7 +157,7 @@ impl PartitionCurator {
             settings.image_dedup.clone(),
             settings.images.clone(),
         );
-        let supplied = crate::hashing::fast_map();
+        let supplied = SuppliedHashes::new();
         match memory {
             Some(memory) => Curator::restore(config, dedup, images, supplied, true, memory),
             None => Curator::new(config, dedup, images, supplied, true),

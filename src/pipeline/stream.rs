@@ -13,7 +13,8 @@
 //! crash and redone by whoever owns the partition next; a consumer that lost a partition without
 //! noticing is fenced off by the compare-and-set.
 
-use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -169,6 +170,7 @@ pub async fn run_stream(
     let mut latencies: Vec<f64> = Vec::new();
     let mut last_message = Instant::now();
     let mut was_assigned = false;
+    let mut owned: HashSet<i32> = HashSet::new();
     let tick = options.batch_interval.min(Duration::from_millis(200));
     tokio::pin!(shutdown);
     let ctx = Ctx {
@@ -187,13 +189,22 @@ pub async fn run_stream(
             }
         };
         for (assigned, partitions) in log.take() {
+            // Joining a group takes seconds: idleness counts from the last rebalance event.
+            last_message = Instant::now();
             if assigned {
-                // Joining a group takes seconds: idleness counts from the assignment.
-                last_message = Instant::now();
                 was_assigned = true;
+                // Opened now, not at their first message: a partition whose messages were all
+                // consumed still has to be restored, to end its input when the run goes idle.
+                for partition in partitions {
+                    owned.insert(partition);
+                    if let Entry::Vacant(slot) = runs.entry(partition) {
+                        slot.insert(ctx.open_partition(partition).await?);
+                    }
+                }
                 continue;
             }
             for partition in partitions {
+                owned.remove(&partition);
                 // Uncommitted work is abandoned: the next owner replays it from the catalog.
                 if runs.remove(&partition).is_some() {
                     info!(partition, "partition revoked");
@@ -205,6 +216,10 @@ pub async fn run_stream(
             last_message = Instant::now();
             let partition = message.partition();
             let offset = message.offset();
+            if !owned.contains(&partition) {
+                // Fetched before a revoke: the partition's new owner will read it.
+                continue;
+            }
             let run = match runs.get_mut(&partition) {
                 Some(run) => run,
                 None => {
@@ -271,6 +286,15 @@ pub async fn run_stream(
             let partitions: Vec<i32> = runs.keys().copied().collect();
             for partition in partitions {
                 if let Some(run) = runs.get_mut(&partition) {
+                    if run.next < run.replay_until {
+                        warn!(
+                            partition,
+                            next = run.next,
+                            committed = run.replay_until,
+                            "idle before catching up with the catalog: input not ended"
+                        );
+                        continue;
+                    }
                     run.curator.end_of_input().await?;
                     run.last_snapshot = None;
                 }
@@ -381,6 +405,10 @@ impl Ctx<'_> {
         let Some(run) = runs.get_mut(&partition) else {
             return Ok(());
         };
+        if run.next < run.replay_until {
+            // Still replaying what the catalog holds: committing would move its offset back.
+            return Ok(());
+        }
         let moved = run.committed != Some(run.next);
         if run.curator.pending().is_empty() && !moved {
             return Ok(());
