@@ -8,7 +8,10 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers, Message};
 use rdkafka::mocking::MockCluster;
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use social_reward::curate::partition::PartitionSettings;
 use social_reward::curate::{CurateConfig, CurateOptions, ImageDedup, curate};
 use social_reward::events::{Limits, Timestamp};
@@ -65,6 +68,34 @@ fn triplet_files(root: &Path) -> BTreeMap<String, Vec<u8>> {
     files
 }
 
+/// The `reason` header of up to `want` messages of a topic, read from its beginning.
+fn read_reasons(brokers: &str, topic: &str, want: usize) -> Vec<String> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", "dlq-check")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let mut assignment = TopicPartitionList::new();
+    assignment
+        .add_partition_offset(topic, 0, Offset::Beginning)
+        .unwrap();
+    consumer.assign(&assignment).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let mut reasons = Vec::new();
+    while reasons.len() < want && std::time::Instant::now() < deadline {
+        if let Some(message) = consumer.poll(Duration::from_millis(200)) {
+            let message = message.unwrap();
+            let headers = message.headers().unwrap();
+            let reason = headers.iter().find(|h| h.key == "reason").unwrap();
+            reasons.push(String::from_utf8(reason.value.unwrap().to_vec()).unwrap());
+        }
+    }
+    // Nothing beyond what the catalog holds.
+    assert!(consumer.poll(Duration::from_millis(500)).is_none());
+    reasons
+}
+
 fn options(brokers: &str, group: &str, out: &Path) -> StreamOptions {
     StreamOptions {
         brokers: brokers.to_owned(),
@@ -79,6 +110,7 @@ fn options(brokers: &str, group: &str, out: &Path) -> StreamOptions {
         until_idle: Some(Duration::from_secs(2)),
         abort_after: None,
         kafka: Vec::new(),
+        dead_letter_topic: None,
     }
 }
 
@@ -130,7 +162,10 @@ async fn streaming_equals_batch_and_survives_crashes() {
     let db = common::ScratchDatabase::create("stream_clean").await;
     let catalog = Catalog::open(&db.url).await.unwrap();
     let clean_out = dir.path().join("clean");
-    let clean = stream(&options(&brokers, "clean", &clean_out), &catalog).await;
+    mock.create_topic("events-dlq", 1, 1).unwrap();
+    let mut clean_options = options(&brokers, "clean", &clean_out);
+    clean_options.dead_letter_topic = Some("events-dlq".into());
+    let clean = stream(&clean_options, &catalog).await;
     assert_eq!(clean.messages, lines, "{clean:?}");
     assert_eq!(clean.triplets, batch.triplets);
     assert!(clean.counts.is_balanced(), "{clean:?}");
@@ -141,6 +176,15 @@ async fn streaming_equals_batch_and_survives_crashes() {
     );
     let manifest = catalog.manifest().await.unwrap();
     assert_eq!(manifest.len(), expected.len());
+    // The dead-letter topic holds what the catalog's table holds, reason by reason.
+    let stored = catalog.dead_letters_by_reason().await.unwrap();
+    let stored_total: i64 = stored.iter().map(|(_, n)| n).sum();
+    assert!(stored_total > 0 && stored_total as u64 == clean.dead_letters);
+    let mut on_topic: BTreeMap<String, i64> = BTreeMap::new();
+    for reason in read_reasons(&brokers, "events-dlq", stored_total as usize) {
+        *on_topic.entry(reason).or_default() += 1;
+    }
+    assert_eq!(on_topic, stored.into_iter().collect::<BTreeMap<_, _>>());
     catalog.close().await;
     db.drop_now().await;
 

@@ -48,6 +48,9 @@ pub struct IngestArgs {
     /// Snapshot each partition's curation state at least this often.
     #[arg(long, default_value_t = 30.0)]
     snapshot_secs: f64,
+    /// Copy dead letters to this topic too (default: [kafka] dead_letter_topic).
+    #[arg(long)]
+    dead_letter_topic: Option<String>,
     /// librdkafka settings, KEY=VALUE (repeatable).
     #[arg(long = "kafka-set", value_name = "KEY=VALUE")]
     kafka_set: Vec<String>,
@@ -120,6 +123,9 @@ pub async fn ingest(args: IngestArgs) -> Result<StreamReport> {
         until_idle: args.until_idle.map(|s| Duration::from_secs_f64(s.max(0.0))),
         abort_after: args.abort_after,
         kafka: kafka_settings,
+        dead_letter_topic: args
+            .dead_letter_topic
+            .or_else(|| kafka.as_ref().and_then(|k| k.dead_letter_topic.clone())),
     };
     let report = run_stream(&options, &catalog, shutdown_signal()).await?;
     catalog.close().await;

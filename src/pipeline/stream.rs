@@ -28,6 +28,7 @@ use tracing::{info, warn};
 use crate::curate::emit::write_parts;
 use crate::curate::partition::{PartitionCurator, PartitionSettings};
 use crate::events::{IntakeCounts, SourcePosition};
+use crate::sources::kafka::DeadLetterTopic;
 use crate::store::{Catalog, CommitOutcome, ObjectRoot, PartitionCommit};
 
 use super::StageError;
@@ -54,6 +55,8 @@ pub struct StreamOptions {
     pub abort_after: Option<u64>,
     /// Extra librdkafka settings (`key=value`), e.g. security.
     pub kafka: Vec<(String, String)>,
+    /// Dead letters are also copied here (before the commit that stores them).
+    pub dead_letter_topic: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -173,11 +176,19 @@ pub async fn run_stream(
     let mut owned: HashSet<i32> = HashSet::new();
     let tick = options.batch_interval.min(Duration::from_millis(200));
     tokio::pin!(shutdown);
+    let dead_letter_topic = match &options.dead_letter_topic {
+        Some(topic) => Some(
+            DeadLetterTopic::connect(&options.brokers, topic, &options.kafka)
+                .map_err(|e| failed(format!("dead-letter topic {topic}: {e}")))?,
+        ),
+        None => None,
+    };
     let ctx = Ctx {
         options,
         catalog,
         out: &out,
         consumer: &consumer,
+        dead_letter_topic: dead_letter_topic.as_ref(),
     };
     loop {
         let message = tokio::select! {
@@ -343,6 +354,7 @@ struct Ctx<'a> {
     catalog: &'a Catalog,
     out: &'a ObjectRoot,
     consumer: &'a StreamConsumer<RebalanceLog>,
+    dead_letter_topic: Option<&'a DeadLetterTopic>,
 }
 
 /// Attempts of a commit that fails on the catalog or the object store before giving up.
@@ -475,6 +487,14 @@ impl Ctx<'_> {
         let o = self.options;
         let pending = run.curator.pending();
         let files = write_parts(self.out, &pending.flushed).await?;
+        if let Some(topic) = self.dead_letter_topic
+            && !pending.letters.is_empty()
+        {
+            topic
+                .send(&pending.letters)
+                .await
+                .map_err(|e| failed(format!("dead-letter topic {}: {e}", topic.topic())))?;
+        }
         let images = pending.flushed.catalog_images();
         let deltas = pending.deltas();
         Ok(self

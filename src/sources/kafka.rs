@@ -2,7 +2,8 @@
 //! creator's generation sessions land in one partition (their windows then close in one
 //! consumer). The producer is idempotent (`enable.idempotence`: acks from all in-sync replicas,
 //! no duplicates or reordering on retry), and every delivery is confirmed before `finish`
-//! returns: a message the broker did not take is an error, never a silent loss.
+//! returns: a message the broker did not take is an error, never a silent loss. The streaming
+//! consumer's dead letters are copied to a topic here as well.
 
 use std::sync::Arc;
 use std::sync::Mutex;
@@ -13,9 +14,14 @@ use rdkafka::ClientConfig;
 use rdkafka::ClientContext;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
-use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{
+    BaseRecord, DeliveryResult, FutureProducer, FutureRecord, Producer, ProducerContext,
+    ThreadedProducer,
+};
 
 use super::simulator::EventSink;
+use crate::events::DeadLetter;
 
 /// Where and how to produce.
 #[derive(Debug, Clone)]
@@ -154,5 +160,80 @@ impl EventSink for KafkaSink {
         // One event per message: the line without its newline.
         let payload = line.strip_suffix(b"\n").unwrap_or(line);
         self.send(key, payload)
+    }
+}
+
+/// The dead-letter topic: each dead letter's raw bytes as the value, keyed by where it was read
+/// (`topic/partition/offset`, which also lets a reader drop the copies a crash may resend), with
+/// `reason`, `detail` and `position` headers. Every send is awaited, so a commit that follows
+/// has its letters on the topic (at least once; the catalog's table is exactly once).
+pub struct DeadLetterTopic {
+    producer: FutureProducer,
+    topic: String,
+}
+
+/// How long one dead letter may take to be acknowledged.
+const DEAD_LETTER_TIMEOUT: Duration = Duration::from_secs(30);
+
+impl DeadLetterTopic {
+    pub fn connect(
+        brokers: &str,
+        topic: &str,
+        settings: &[(String, String)],
+    ) -> Result<Self, KafkaSinkError> {
+        let mut config = ClientConfig::new();
+        config
+            .set("bootstrap.servers", brokers)
+            .set("enable.idempotence", "true")
+            .set("acks", "all");
+        for (key, value) in settings {
+            config.set(key, value);
+        }
+        Ok(Self {
+            producer: config.create()?,
+            topic: topic.to_owned(),
+        })
+    }
+
+    pub fn topic(&self) -> &str {
+        &self.topic
+    }
+
+    pub async fn send(&self, letters: &[DeadLetter]) -> Result<(), KafkaSinkError> {
+        let positions: Vec<String> = letters.iter().map(|l| l.position.to_string()).collect();
+        let sends = letters.iter().zip(&positions).map(|(letter, position)| {
+            let headers = OwnedHeaders::new()
+                .insert(Header {
+                    key: "reason",
+                    value: Some(letter.reason.as_str()),
+                })
+                .insert(Header {
+                    key: "detail",
+                    value: Some(letter.detail.as_str()),
+                })
+                .insert(Header {
+                    key: "position",
+                    value: Some(position),
+                });
+            let record = FutureRecord::to(&self.topic)
+                .key(position)
+                .payload(letter.raw.as_slice())
+                .headers(headers);
+            self.producer.send(record, DEAD_LETTER_TIMEOUT)
+        });
+        let results = futures::future::join_all(sends).await;
+        let failed: Vec<String> = results
+            .into_iter()
+            .filter_map(|r| r.err().map(|(error, _)| error.to_string()))
+            .collect();
+        match failed.first() {
+            None => Ok(()),
+            Some(first) => Err(KafkaSinkError::Undelivered {
+                topic: self.topic.clone(),
+                sent: letters.len() as u64,
+                failed: failed.len() as u64,
+                first: first.clone(),
+            }),
+        }
     }
 }
