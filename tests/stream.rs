@@ -14,7 +14,7 @@ use rdkafka::mocking::MockCluster;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use social_reward::curate::partition::PartitionSettings;
 use social_reward::curate::{CurateConfig, CurateOptions, ImageDedup, curate};
-use social_reward::events::{Limits, Timestamp};
+use social_reward::events::{Limits, Reason, Timestamp};
 use social_reward::pipeline::stream::{StreamOptions, StreamReport, run_stream};
 use social_reward::sources::simulator::Scenario;
 use social_reward::store::Catalog;
@@ -68,6 +68,22 @@ fn triplet_files(root: &Path) -> BTreeMap<String, Vec<u8>> {
     files
 }
 
+fn free_local_addr() -> std::net::SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap()
+}
+
+/// The whole HTTP/1.1 response to a GET, or `None` when nothing answers.
+async fn http_get(addr: std::net::SocketAddr, path: &str) -> Option<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.ok()?;
+    let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.ok()?;
+    Some(response)
+}
+
 /// The `reason` header of up to `want` messages of a topic, read from its beginning.
 fn read_reasons(brokers: &str, topic: &str, want: usize) -> Vec<String> {
     let consumer: BaseConsumer = ClientConfig::new()
@@ -111,6 +127,7 @@ fn options(brokers: &str, group: &str, out: &Path) -> StreamOptions {
         abort_after: None,
         kafka: Vec::new(),
         dead_letter_topic: None,
+        metrics_addr: None,
     }
 }
 
@@ -165,7 +182,51 @@ async fn streaming_equals_batch_and_survives_crashes() {
     mock.create_topic("events-dlq", 1, 1).unwrap();
     let mut clean_options = options(&brokers, "clean", &clean_out);
     clean_options.dead_letter_topic = Some("events-dlq".into());
+    let metrics_addr = free_local_addr();
+    clean_options.metrics_addr = Some(metrics_addr);
+    // Scrape while the consumer runs; the last answers are those after its last message.
+    let scraper = tokio::spawn(async move {
+        let mut last = None;
+        for _ in 0..600 {
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            if let (Some(metrics), Some(health)) = (
+                http_get(metrics_addr, "/metrics").await,
+                http_get(metrics_addr, "/health").await,
+            ) {
+                last = Some((metrics, health));
+            } else if last.is_some() {
+                break;
+            }
+        }
+        last
+    });
     let clean = stream(&clean_options, &catalog).await;
+    let (metrics, health) = scraper.await.unwrap().expect("metrics were served");
+    assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+    // Valid views as consumed: those still valid at the end, and at most the views the windows
+    // refused afterwards (late, or never claimed by a publish).
+    let views = clean.counts.by_kind[&social_reward::events::EventKind::View];
+    let refused: u64 = [Reason::Late, Reason::UnknownImage]
+        .iter()
+        .filter_map(|r| clean.counts.by_reason.get(r))
+        .sum();
+    let served: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("social_reward_events_total{kind=\"view\"} "))
+        .and_then(|n| n.trim().parse().ok())
+        .expect("a view counter");
+    assert!(
+        (views..=views + refused).contains(&served),
+        "{served} views served, {views} valid"
+    );
+    for name in [
+        "social_reward_batch_commit_seconds_bucket",
+        "social_reward_dead_letters_total{reason=",
+        "social_reward_open_sessions{partition=\"0\"}",
+        "social_reward_triplets_emitted_total",
+    ] {
+        assert!(metrics.contains(name), "{name} not in\n{metrics}");
+    }
     assert_eq!(clean.messages, lines, "{clean:?}");
     assert_eq!(clean.triplets, batch.triplets);
     assert!(clean.counts.is_balanced(), "{clean:?}");

@@ -51,6 +51,12 @@ pub struct IngestArgs {
     /// Copy dead letters to this topic too (default: [kafka] dead_letter_topic).
     #[arg(long)]
     dead_letter_topic: Option<String>,
+    /// Serve /metrics (Prometheus) and /health here.
+    #[arg(long, default_value = "127.0.0.1:9464")]
+    metrics_addr: std::net::SocketAddr,
+    /// Serve no metrics.
+    #[arg(long)]
+    no_metrics: bool,
     /// librdkafka settings, KEY=VALUE (repeatable).
     #[arg(long = "kafka-set", value_name = "KEY=VALUE")]
     kafka_set: Vec<String>,
@@ -126,6 +132,7 @@ pub async fn ingest(args: IngestArgs) -> Result<StreamReport> {
         dead_letter_topic: args
             .dead_letter_topic
             .or_else(|| kafka.as_ref().and_then(|k| k.dead_letter_topic.clone())),
+        metrics_addr: (!args.no_metrics).then_some(args.metrics_addr),
     };
     let report = run_stream(&options, &catalog, shutdown_signal()).await?;
     catalog.close().await;

@@ -13,7 +13,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::events::dedup::EventIdDedup;
 use crate::events::{
-    DeadLetter, Event, Intake, IntakeCounts, Limits, Publish, SourcePosition, Timestamp, Validator,
+    DeadLetter, Event, EventKind, Intake, IntakeCounts, Limits, Publish, SourcePosition, Timestamp,
+    Validator,
 };
 use crate::pipeline::StageError;
 use crate::store::{CounterDelta, ObjectRoot};
@@ -185,13 +186,14 @@ impl PartitionCurator {
         self.windows.counts().open_sessions
     }
 
-    /// Folds one message in. With `record = false` (replay) only memory changes.
+    /// Folds one message in. With `record = false` (replay) only memory changes. Returns the
+    /// kind of a valid event.
     pub async fn observe(
         &mut self,
         payload: &[u8],
         position: impl Fn() -> SourcePosition,
         record: bool,
-    ) -> Result<(), StageError> {
+    ) -> Result<Option<EventKind>, StageError> {
         let raw_len = payload.len() as u64;
         let mut letters = Vec::new();
         let event = admit(
@@ -219,7 +221,7 @@ impl PartitionCurator {
         {
             self.pending.merge(flushed);
         }
-        Ok(())
+        Ok(event.map(|e| e.kind()))
     }
 
     /// The input is over (`--until-idle`, a backfill's end): buffered events that met no publish

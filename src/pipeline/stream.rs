@@ -15,12 +15,14 @@
 
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::message::Message;
+use rdkafka::statistics::Statistics;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use serde::Serialize;
 use tracing::{info, warn};
@@ -29,6 +31,8 @@ use crate::curate::emit::write_parts;
 use crate::curate::partition::{PartitionCurator, PartitionSettings};
 use crate::events::{IntakeCounts, SourcePosition};
 use crate::sources::kafka::DeadLetterTopic;
+
+use super::stream_metrics::{StreamMetrics, serve};
 use crate::store::{Catalog, CommitOutcome, ObjectRoot, PartitionCommit};
 
 use super::StageError;
@@ -57,6 +61,8 @@ pub struct StreamOptions {
     pub kafka: Vec<(String, String)>,
     /// Dead letters are also copied here (before the commit that stores them).
     pub dead_letter_topic: Option<String>,
+    /// Serve `/metrics` and `/health` here.
+    pub metrics_addr: Option<SocketAddr>,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -81,14 +87,29 @@ pub struct StreamReport {
     pub seconds: f64,
 }
 
-/// Rebalances as librdkafka reports them, for the loop to act on between messages.
-#[derive(Clone, Default)]
-struct RebalanceLog(Arc<Mutex<Vec<RebalanceEvent>>>);
+/// What librdkafka reports on its own: rebalances, for the loop to act on between messages,
+/// and statistics, whose consumer lag goes straight to the metrics.
+#[derive(Clone)]
+struct RebalanceLog {
+    events: Arc<Mutex<Vec<RebalanceEvent>>>,
+    metrics: Arc<StreamMetrics>,
+}
 
 /// (assigned rather than revoked, the partitions).
 type RebalanceEvent = (bool, Vec<i32>);
 
-impl ClientContext for RebalanceLog {}
+impl ClientContext for RebalanceLog {
+    fn stats(&self, statistics: Statistics) {
+        for topic in statistics.topics.values() {
+            for (&partition, stats) in &topic.partitions {
+                // -1 is librdkafka's unassigned-messages partition; a lag of -1 is unknown.
+                if partition >= 0 && stats.consumer_lag >= 0 {
+                    self.metrics.lag(partition, stats.consumer_lag);
+                }
+            }
+        }
+    }
+}
 
 impl ConsumerContext for RebalanceLog {
     fn pre_rebalance(&self, _: &rdkafka::consumer::BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
@@ -107,13 +128,13 @@ impl ConsumerContext for RebalanceLog {
 impl RebalanceLog {
     fn note(&self, assigned: bool, list: &TopicPartitionList) {
         let partitions = list.elements().iter().map(|e| e.partition()).collect();
-        if let Ok(mut log) = self.0.lock() {
+        if let Ok(mut log) = self.events.lock() {
             log.push((assigned, partitions));
         }
     }
 
     fn take(&self) -> Vec<RebalanceEvent> {
-        self.0
+        self.events
             .lock()
             .map(|mut log| std::mem::take(&mut *log))
             .unwrap_or_default()
@@ -147,7 +168,21 @@ pub async fn run_stream(
 ) -> Result<StreamReport, StageError> {
     let started = Instant::now();
     let out = ObjectRoot::open(&options.out)?;
-    let log = RebalanceLog::default();
+    let metrics = Arc::new(StreamMetrics::default());
+    let server = match options.metrics_addr {
+        Some(addr) => {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| failed(format!("metrics address {addr}: {e}")))?;
+            info!(address = %addr, "serving /metrics and /health");
+            Some(AbortOnDrop(tokio::spawn(serve(listener, metrics.clone()))))
+        }
+        None => None,
+    };
+    let log = RebalanceLog {
+        events: Arc::default(),
+        metrics: metrics.clone(),
+    };
     let mut config = ClientConfig::new();
     config
         .set("bootstrap.servers", &options.brokers)
@@ -155,7 +190,8 @@ pub async fn run_stream(
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
-        .set("session.timeout.ms", "10000");
+        .set("session.timeout.ms", "10000")
+        .set("statistics.interval.ms", "5000");
     for (key, value) in &options.kafka {
         config.set(key, value);
     }
@@ -189,8 +225,10 @@ pub async fn run_stream(
         out: &out,
         consumer: &consumer,
         dead_letter_topic: dead_letter_topic.as_ref(),
+        metrics: &metrics,
     };
     loop {
+        metrics.tick();
         let message = tokio::select! {
             message = consumer.recv() => Some(message),
             _ = tokio::time::sleep(tick) => None,
@@ -216,6 +254,7 @@ pub async fn run_stream(
             }
             for partition in partitions {
                 owned.remove(&partition);
+                metrics.forget(partition);
                 // Uncommitted work is abandoned: the next owner replays it from the catalog.
                 if runs.remove(&partition).is_some() {
                     info!(partition, "partition revoked");
@@ -254,8 +293,11 @@ pub async fn run_stream(
                 offset,
             };
             let payload = message.payload().unwrap_or_default();
-            run.curator.observe(payload, position, record).await?;
+            let kind = run.curator.observe(payload, position, record).await?;
             report.messages += 1;
+            if let (true, Some(kind)) = (record, kind) {
+                metrics.event(kind);
+            }
             if record {
                 run.first_pending.get_or_insert_with(Instant::now);
             } else {
@@ -321,7 +363,17 @@ pub async fn run_stream(
             .await?;
     }
     consumer.unsubscribe();
+    drop(server);
     Ok(finish(report, &runs, latencies, started))
+}
+
+/// The metrics server lives as long as the consumer loop, however that ends.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 fn finish(
@@ -355,6 +407,7 @@ struct Ctx<'a> {
     out: &'a ObjectRoot,
     consumer: &'a StreamConsumer<RebalanceLog>,
     dead_letter_topic: Option<&'a DeadLetterTopic>,
+    metrics: &'a StreamMetrics,
 }
 
 /// Attempts of a commit that fails on the catalog or the object store before giving up.
@@ -448,6 +501,15 @@ impl Ctx<'_> {
         match outcome {
             CommitOutcome::Committed(applied) => {
                 let done = run.curator.take_pending();
+                self.metrics.committed(
+                    started.elapsed().as_secs_f64(),
+                    done.flushed.triplets() as u64,
+                );
+                for letter in &done.letters {
+                    self.metrics.dead_letter(letter.reason);
+                }
+                self.metrics
+                    .partition(partition, run.curator.open_sessions());
                 report.commits += 1;
                 report.triplets += done.flushed.triplets() as u64;
                 report.files += done.flushed.parts.len() as u64;
