@@ -13,7 +13,7 @@ with open(path) as f:
     compose = yaml.safe_load(f)
 
 services = compose.get("services", {})
-required = {"postgres", "kafka", "minio", "minio-init", "migrate", "job", "nightly"}
+required = {"postgres", "kafka", "minio", "minio-init", "migrate", "job", "nightly", "ingest"}
 missing = required - services.keys()
 assert not missing, f"services missing: {sorted(missing)}"
 for name, service in services.items():
@@ -28,4 +28,8 @@ for name in ("job", "nightly"):
     pipeline = services[name]["command"][-1]
     with open(pipeline) as f:  # the pipeline file a service runs must exist
         f.read()
+command = services["ingest"]["command"]
+assert command[0] == "ingest", "the ingest service runs the consumer group"
+with open(command[command.index("--config") + 1]) as f:
+    f.read()
 print(f"{path}: {len(services)} services OK")
