@@ -362,3 +362,65 @@ async fn a_rebalance_mid_stream_changes_nothing() {
     catalog.close().await;
     db.drop_now().await;
 }
+
+/// Broker faults while consuming: fetch and commit requests failing for a while, then a broker
+/// down and up again. The consumer retries through them and writes the same files.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broker_faults_change_nothing() {
+    use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
+    let mock = MockCluster::new(3).unwrap();
+    mock.create_topic("events", 2, 1).unwrap();
+    let brokers = mock.bootstrap_servers();
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = Scenario {
+        users: 200,
+        days: 1.5,
+        seed: 8,
+        ..Scenario::default()
+    };
+    let events = common::simulate_to_kafka(dir.path(), &brokers, "events", scenario).events;
+    let lines = std::fs::read_to_string(&events).unwrap().lines().count() as u64;
+
+    let db = common::ScratchDatabase::create("stream_calm").await;
+    let catalog = Catalog::open(&db.url).await.unwrap();
+    let calm_out = dir.path().join("calm");
+    stream(&options(&brokers, "calm", &calm_out), &catalog).await;
+    let expected = triplet_files(&calm_out);
+    assert!(expected.len() >= 3, "{:?}", expected.keys());
+    catalog.close().await;
+    db.drop_now().await;
+
+    let db = common::ScratchDatabase::create("stream_faults").await;
+    let catalog = Catalog::open(&db.url).await.unwrap();
+    let out = dir.path().join("faults");
+    let mut o = options(&brokers, "faults", &out);
+    o.batch_messages = 50;
+    // Longer than the outage, so that it is not taken for the end of the input.
+    o.until_idle = Some(Duration::from_secs(10));
+    let faults = async {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let timeouts = [RDKafkaRespErr::RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT; 8];
+        mock.request_errors(RDKafkaApiKey::Fetch, &timeouts);
+        let not_coordinator = [RDKafkaRespErr::RD_KAFKA_RESP_ERR_NOT_COORDINATOR; 4];
+        mock.request_errors(RDKafkaApiKey::OffsetCommit, &not_coordinator);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        mock.broker_down(1).unwrap();
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        mock.broker_up(1).unwrap();
+    };
+    let (report, ()) = tokio::join!(stream(&o, &catalog), faults);
+    assert!(
+        report.consumer_errors > 0,
+        "the faults reached the consumer: {report:?}"
+    );
+    assert_eq!(report.counts.lines, lines, "{report:?}");
+    assert!(report.counts.is_balanced());
+    assert_eq!(
+        triplet_files(&out),
+        expected,
+        "files differ after broker faults"
+    );
+    assert_eq!(catalog.manifest().await.unwrap().len(), expected.len());
+    catalog.close().await;
+    db.drop_now().await;
+}

@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
+use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::statistics::Statistics;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
@@ -74,6 +75,8 @@ pub struct StreamReport {
     pub commits: u64,
     pub fenced: u64,
     pub retries: u64,
+    /// Errors librdkafka reported while consuming (and retried on its own).
+    pub consumer_errors: u64,
     pub triplets: u64,
     pub files: u64,
     pub dead_letters: u64,
@@ -261,8 +264,22 @@ pub async fn run_stream(
                 }
             }
         }
+        let message = match message {
+            Some(Err(KafkaError::MessageConsumptionFatal(code))) => {
+                return Err(failed(format!("kafka: fatal consumer error {code}")));
+            }
+            Some(Err(error)) => {
+                // Broker errors reach the consumer as messages; librdkafka retries them itself
+                // (a fetch timing out, a broker down): note them and go on.
+                warn!(%error, "kafka consumer error; librdkafka retries");
+                report.consumer_errors += 1;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                None
+            }
+            Some(Ok(message)) => Some(message),
+            None => None,
+        };
         if let Some(message) = message {
-            let message = message.map_err(|e| failed(format!("kafka: {e}")))?;
             last_message = Instant::now();
             let partition = message.partition();
             let offset = message.offset();
