@@ -176,6 +176,21 @@ enum BenchCommand {
         #[arg(long, default_value_t = 9)]
         max_distance: u32,
     },
+    /// The streaming consumer with its catalog commits beside a bare consume loop (same
+    /// in-process broker and topic), and its peak memory over a stream `--scale` times longer.
+    Ingest {
+        #[arg(long, default_value_t = 20_000)]
+        users: u64,
+        #[arg(long, default_value_t = 0.5)]
+        days: f64,
+        #[arg(long, default_value_t = 10)]
+        scale: u32,
+        #[arg(long, default_value_t = 1)]
+        partitions: i32,
+        /// Catalog the consumer commits to (PostgreSQL for the figures that matter).
+        #[arg(long, env = "SR_CATALOG__URL")]
+        db: String,
+    },
     /// Reward-model training samples/s and scoring images/s (tiny and ViT-B/32 shapes).
     Train {
         /// Fewer steps (a smoke run).
@@ -258,6 +273,16 @@ pub fn main() -> Result<()> {
                     max_distance,
                 },
         } => print(&bench::dedup(hashes, max_distance)),
+        Command::Bench {
+            command:
+                BenchCommand::Ingest {
+                    users,
+                    days,
+                    scale,
+                    partitions,
+                    db,
+                },
+        } => print(&runtime()?.block_on(bench::ingest(users, days, scale, partitions, &db))?),
         Command::Bench {
             command: BenchCommand::Train { quick, cpu },
         } => print(&social_reward::train::bench::run(quick, cpu)?),

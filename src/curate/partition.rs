@@ -66,9 +66,18 @@ impl PendingCommit {
     fn note(&mut self, event: &Event<'_>) {
         match event {
             Event::Publish(p) => self.publishes.push(p.as_ref().clone().into_owned()),
-            Event::View(v) => self.counters.entry(v.image_id.to_string()).or_default().0 += 1,
-            Event::Remix(r) => self.counters.entry(r.image_id.to_string()).or_default().1 += 1,
+            Event::View(v) => self.counter(&v.image_id).0 += 1,
+            Event::Remix(r) => self.counter(&r.image_id).1 += 1,
         }
+    }
+
+    /// Looked up before inserting: most events name an image already in the batch, and its id
+    /// need not be copied again.
+    fn counter(&mut self, image_id: &str) -> &mut (i64, i64) {
+        if !self.counters.contains_key(image_id) {
+            self.counters.insert(image_id.to_owned(), (0, 0));
+        }
+        self.counters.get_mut(image_id).expect("inserted above")
     }
 
     /// Nothing to commit: no message, dead letter, file or emitted image.

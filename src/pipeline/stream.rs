@@ -87,6 +87,9 @@ pub struct StreamReport {
     pub commit_latency_ms_p50: f64,
     pub commit_latency_ms_p99: f64,
     pub aborted: bool,
+    /// From the first message to the end of the last commit: what throughput is measured over
+    /// (group joins and the idle wait excluded).
+    pub busy_seconds: f64,
     pub seconds: f64,
 }
 
@@ -212,6 +215,8 @@ pub async fn run_stream(
     let mut latencies: Vec<f64> = Vec::new();
     let mut last_message = Instant::now();
     let mut was_assigned = false;
+    let mut first_message: Option<Instant> = None;
+    let mut idle_wait = Duration::ZERO;
     let mut owned: HashSet<i32> = HashSet::new();
     let tick = options.batch_interval.min(Duration::from_millis(200));
     tokio::pin!(shutdown);
@@ -230,11 +235,15 @@ pub async fn run_stream(
         dead_letter_topic: dead_letter_topic.as_ref(),
         metrics: &metrics,
     };
+    // One timer for the whole run: a fresh sleep per message would cost a timer-wheel entry
+    // each time.
+    let mut ticker = tokio::time::interval(tick);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
         metrics.tick();
         let message = tokio::select! {
             message = consumer.recv() => Some(message),
-            _ = tokio::time::sleep(tick) => None,
+            _ = ticker.tick() => None,
             _ = &mut shutdown => {
                 info!("shutting down: committing what was consumed");
                 break;
@@ -281,6 +290,7 @@ pub async fn run_stream(
         };
         if let Some(message) = message {
             last_message = Instant::now();
+            first_message.get_or_insert(last_message);
             let partition = message.partition();
             let offset = message.offset();
             if !owned.contains(&partition) {
@@ -326,7 +336,14 @@ pub async fn run_stream(
                     "aborting without a commit (crash test)"
                 );
                 report.aborted = true;
-                return Ok(finish(report, &runs, latencies, started));
+                return Ok(finish(
+                    report,
+                    &runs,
+                    latencies,
+                    started,
+                    first_message,
+                    idle_wait,
+                ));
             }
         }
         let mut due = Vec::new();
@@ -353,6 +370,7 @@ pub async fn run_stream(
             .is_some_and(|idle| last_message.elapsed() >= idle_after(idle))
         {
             info!("idle: ending the input of every partition");
+            idle_wait = last_message.elapsed();
             let partitions: Vec<i32> = runs.keys().copied().collect();
             for partition in partitions {
                 if let Some(run) = runs.get_mut(&partition) {
@@ -381,7 +399,14 @@ pub async fn run_stream(
     }
     consumer.unsubscribe();
     drop(server);
-    Ok(finish(report, &runs, latencies, started))
+    Ok(finish(
+        report,
+        &runs,
+        latencies,
+        started,
+        first_message,
+        idle_wait,
+    ))
 }
 
 /// The metrics server lives as long as the consumer loop, however that ends.
@@ -398,7 +423,11 @@ fn finish(
     runs: &HashMap<i32, PartitionRun>,
     mut latencies: Vec<f64>,
     started: Instant,
+    first_message: Option<Instant>,
+    idle_wait: Duration,
 ) -> StreamReport {
+    report.busy_seconds =
+        first_message.map_or(0.0, |t| t.elapsed().saturating_sub(idle_wait).as_secs_f64());
     let mut partitions: Vec<i32> = runs.keys().copied().collect();
     partitions.sort_unstable();
     for run in runs.values() {

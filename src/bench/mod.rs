@@ -5,6 +5,9 @@ use std::time::Instant;
 
 use serde::Serialize;
 
+mod ingest;
+pub use ingest::{IngestBench, IngestFigure, ingest};
+
 use crate::events::{Event, Intake, Outcome, SourcePosition, Timestamp, Validator};
 use crate::pipeline::StageError;
 use crate::sources::simulator::{self, Scenario, SimulateOptions};
@@ -223,7 +226,12 @@ pub async fn curate(
 }
 
 fn peak_rss_mib() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    peak_rss_mib_of("self")
+}
+
+/// VmHWM of a process (`self` or a pid), from Linux's /proc.
+fn peak_rss_mib_of(process: &str) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{process}/status")).ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib / 1024.0)
@@ -295,6 +303,16 @@ fn simulate_without_images(
     users: u64,
     days: f64,
 ) -> Result<simulator::SimulationSummary, StageError> {
+    simulate_without_images_to(out, users, days, None)
+}
+
+/// The same, also produced to a Kafka topic.
+fn simulate_without_images_to(
+    out: &Path,
+    users: u64,
+    days: f64,
+    kafka: Option<crate::sources::kafka::KafkaTarget>,
+) -> Result<simulator::SimulationSummary, StageError> {
     Ok(simulator::simulate(&SimulateOptions {
         out: out.to_path_buf(),
         scenario: Scenario {
@@ -306,7 +324,7 @@ fn simulate_without_images(
         image_size: 64,
         gzip: false,
         progress: false,
-        kafka: None,
+        kafka,
     })?)
 }
 

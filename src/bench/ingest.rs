@@ -1,0 +1,179 @@
+//! `bench ingest`: the streaming consumer (`social-reward ingest`, a child process, committing
+//! every batch to the catalog) beside a bare rdkafka loop that does nothing with the messages, on
+//! the same in-process broker (librdkafka's mock cluster) and the same topic; then the same over
+//! a stream ten times longer, for the consumer's peak memory.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::mocking::MockCluster;
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use serde::Serialize;
+
+use crate::pipeline::StageError;
+use crate::sources::kafka::KafkaTarget;
+
+use super::{peak_rss_mib_of, simulate_without_images_to};
+
+#[derive(Debug, Serialize)]
+pub struct IngestFigure {
+    pub users: u64,
+    pub days: f64,
+    pub messages: u64,
+    pub bare_per_second: f64,
+    pub ingest_per_second: f64,
+    /// Ingest over bare, measured in this run.
+    pub ratio: f64,
+    pub commits: u64,
+    pub commit_p50_ms: f64,
+    pub commit_p99_ms: f64,
+    pub triplets: u64,
+    /// The ingest process's peak resident memory.
+    pub peak_rss_mib: Option<f64>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct IngestBench {
+    pub partitions: i32,
+    pub catalog: String,
+    pub figures: Vec<IngestFigure>,
+    /// Peak memory over the longer stream against the shorter one.
+    pub rss_growth: Option<f64>,
+}
+
+fn failed(message: impl std::fmt::Display) -> StageError {
+    StageError::Failed {
+        stage: "bench ingest".into(),
+        message: message.to_string(),
+    }
+}
+
+pub async fn ingest(
+    users: u64,
+    days: f64,
+    scale: u32,
+    partitions: i32,
+    catalog: &str,
+) -> Result<IngestBench, StageError> {
+    let mock = MockCluster::new(1).map_err(failed)?;
+    let brokers = mock.bootstrap_servers();
+    let scratch =
+        std::env::temp_dir().join(format!("social-reward-bench-ingest-{}", std::process::id()));
+    let mut figures = Vec::new();
+    for (step, days) in [(1, days), (scale.max(1), days * f64::from(scale.max(1)))] {
+        let topic = format!("events-{step}");
+        mock.create_topic(&topic, partitions, 1).map_err(failed)?;
+        let dir = scratch.join(&topic);
+        let target = KafkaTarget {
+            brokers: brokers.clone(),
+            topic: topic.clone(),
+        };
+        let simulated = simulate_without_images_to(&dir, users, days, Some(target))?;
+        let messages = simulated.kafka_messages.unwrap_or(0);
+        let bare_seconds = bare_loop(&brokers, &topic, partitions, messages)?;
+        let report = ingest_child(&brokers, &topic, catalog, &dir.join("out"))?;
+        let number = |key: &str| report.0[key].as_f64().unwrap_or(0.0);
+        if number("messages") as u64 != messages {
+            return Err(failed(format!(
+                "ingest read {} of {messages} messages",
+                number("messages")
+            )));
+        }
+        let bare_per_second = messages as f64 / bare_seconds.max(1e-9);
+        let ingest_per_second = messages as f64 / number("busy_seconds").max(1e-9);
+        figures.push(IngestFigure {
+            users,
+            days,
+            messages,
+            bare_per_second,
+            ingest_per_second,
+            ratio: ingest_per_second / bare_per_second,
+            commits: number("commits") as u64,
+            commit_p50_ms: number("commit_latency_ms_p50"),
+            commit_p99_ms: number("commit_latency_ms_p99"),
+            triplets: number("triplets") as u64,
+            peak_rss_mib: report.1,
+        });
+    }
+    let _ = std::fs::remove_dir_all(&scratch);
+    let rss = |f: Option<&IngestFigure>| f.and_then(|f| f.peak_rss_mib);
+    let rss_growth = match (rss(figures.first()), rss(figures.last())) {
+        (Some(short), Some(long)) => Some(long / short),
+        _ => None,
+    };
+    Ok(IngestBench {
+        partitions,
+        catalog: catalog.split('@').next_back().unwrap_or(catalog).to_owned(),
+        figures,
+        rss_growth,
+    })
+}
+
+/// Seconds from the first message to the last of `expected`, doing nothing with them.
+fn bare_loop(
+    brokers: &str,
+    topic: &str,
+    partitions: i32,
+    expected: u64,
+) -> Result<f64, StageError> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", format!("bare-{topic}"))
+        .set("enable.auto.commit", "false")
+        .create()
+        .map_err(failed)?;
+    let mut assignment = TopicPartitionList::new();
+    for partition in 0..partitions {
+        assignment
+            .add_partition_offset(topic, partition, Offset::Beginning)
+            .map_err(failed)?;
+    }
+    consumer.assign(&assignment).map_err(failed)?;
+    let deadline = Instant::now() + Duration::from_secs(600);
+    let (mut seen, mut first) = (0u64, None);
+    while seen < expected && Instant::now() < deadline {
+        if let Some(message) = consumer.poll(Duration::from_millis(100)) {
+            message.map_err(failed)?;
+            first.get_or_insert_with(Instant::now);
+            seen += 1;
+        }
+    }
+    if seen < expected {
+        return Err(failed(format!("bare loop read {seen} of {expected}")));
+    }
+    Ok(first.map_or(0.0, |t| t.elapsed().as_secs_f64()))
+}
+
+/// Runs `social-reward ingest` until idle; returns its report and its peak memory (sampled).
+fn ingest_child(
+    brokers: &str,
+    topic: &str,
+    catalog: &str,
+    out: &Path,
+) -> Result<(serde_json::Value, Option<f64>), StageError> {
+    let exe = std::env::current_exe().map_err(failed)?;
+    let group = format!("bench-{topic}-{}", std::process::id());
+    let mut child = Command::new(exe)
+        .args(["--quiet", "ingest", "--brokers", brokers, "--topic", topic])
+        .args(["--group", &group, "--db", catalog, "--out"])
+        .arg(out)
+        .args(["--no-image-dedup", "--no-metrics", "--until-idle", "2"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(failed)?;
+    let pid = child.id().to_string();
+    let mut peak = None;
+    while child.try_wait().map_err(failed)?.is_none() {
+        peak = peak_rss_mib_of(&pid).or(peak);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let output = child.wait_with_output().map_err(failed)?;
+    if !output.status.success() {
+        return Err(failed(format!("ingest exited with {}", output.status)));
+    }
+    let report = serde_json::from_slice(&output.stdout).map_err(failed)?;
+    Ok((report, peak))
+}
