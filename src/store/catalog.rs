@@ -212,7 +212,7 @@ impl Catalog {
         let unmatched;
         on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
-            unmatched = add_counter_rows!(tx, deltas);
+            unmatched = tx.add_counters(deltas).await?;
             tx.commit().await?;
         });
         Ok(unmatched)
@@ -253,7 +253,7 @@ impl Catalog {
         on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
             let images_inserted = insert_image_rows!(tx, publishes);
-            let unmatched = add_counter_rows!(tx, deltas);
+            let unmatched = tx.add_counters(deltas).await?;
             let dead_letters_stored = insert_dead_letter_rows!(tx, run_id, letters);
             if let Some(consumed) = offsets {
                 for &(partition, next_offset) in consumed.next_offsets {
@@ -485,5 +485,7 @@ impl Catalog {
     }
 }
 
+mod counters;
 mod stream_state;
+use counters::AddCounters;
 pub use stream_state::{CommitOutcome, PartitionCommit, PartitionState};

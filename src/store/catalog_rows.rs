@@ -29,27 +29,6 @@ macro_rules! insert_image_rows {
     }};
 }
 
-macro_rules! add_counter_rows {
-    ($tx:expr, $deltas:expr) => {{
-        const SQL: &str =
-            "UPDATE images SET views = views + $1, remixes = remixes + $2 WHERE image_id = $3";
-        let mut unmatched = Vec::new();
-        for delta in $deltas {
-            let matched = sqlx::query(SQL)
-                .bind(delta.views)
-                .bind(delta.remixes)
-                .bind(delta.image_id.as_str())
-                .execute(&mut *$tx)
-                .await?
-                .rows_affected();
-            if matched == 0 {
-                unmatched.push(delta.clone());
-            }
-        }
-        unmatched
-    }};
-}
-
 macro_rules! insert_dead_letter_rows {
     ($tx:expr, $run_id:expr, $letters:expr) => {{
         const SQL: &str = "INSERT INTO dead_letters (run_id, reason, detail, position, source, \

@@ -85,7 +85,7 @@ impl Catalog {
             };
             if moved == 1 {
                 let images_inserted = insert_image_rows!(tx, c.publishes);
-                let unmatched = add_counter_rows!(tx, c.deltas);
+                let unmatched = tx.add_counters(c.deltas).await?;
                 let dead_letters_stored = insert_dead_letter_rows!(tx, c.run_id, c.letters);
                 upsert_emitted_image_rows!(tx, c.run_id, now, c.images);
                 insert_file_rows!(tx, c.run_id, now, c.files);
