@@ -1,0 +1,214 @@
+//! The crash test: `social-reward ingest` as a child process, killed with SIGKILL at random
+//! moments while it works, at least ten times, then run to the end; its triplet files must be
+//! byte-identical to batch `curate` over the same events, with one manifest row per file and
+//! every message counted once. The broker is librdkafka's mock cluster, in this test's process
+//! (the consumer talks to it over TCP); the catalog is the real PostgreSQL.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use rand::{Rng, SeedableRng};
+use rdkafka::mocking::MockCluster;
+use serde::Serialize;
+use social_reward::curate::{CurateConfig, CurateOptions, ImageDedup, curate};
+use social_reward::events::{Limits, Timestamp};
+use social_reward::sources::simulator::Scenario;
+use social_reward::store::Catalog;
+
+const KILLS: usize = 12;
+
+/// Short windows so that a simulated day closes many sessions; low evidence bars so that a
+/// small community still yields triplets.
+fn config() -> CurateConfig {
+    let mut config = CurateConfig {
+        window_hours: 3.0,
+        session_grace_hours: 1.0,
+        allowed_lateness_hours: 0.5,
+        min_views: 3,
+        min_confidence: 0.6,
+        max_cluster_share: 0.2,
+        ..CurateConfig::default()
+    };
+    config.split.val_share = 0.2;
+    config.split.test_share = 0.2;
+    config
+}
+
+/// A pipeline file carrying `config()` to the child process.
+fn pipeline_file(dir: &Path, db: &str) -> std::path::PathBuf {
+    #[derive(Serialize)]
+    struct Catalog<'a> {
+        url: &'a str,
+    }
+    #[derive(Serialize)]
+    struct Pipeline<'a> {
+        name: &'a str,
+        stages: Vec<String>,
+        catalog: Catalog<'a>,
+        curate: CurateConfig,
+    }
+    let text = toml::to_string(&Pipeline {
+        name: "chaos",
+        stages: Vec::new(),
+        catalog: Catalog { url: db },
+        curate: config(),
+    })
+    .unwrap();
+    let path = dir.join("chaos.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn triplet_files(root: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut files = BTreeMap::new();
+    let mut stack = vec![root.join("triplets")];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                let relative = path.strip_prefix(root).unwrap().display().to_string();
+                files.insert(relative, std::fs::read(&path).unwrap());
+            }
+        }
+    }
+    files
+}
+
+/// The partition's next offset in the catalog (0 before the first commit).
+async fn committed(catalog: &Catalog) -> i64 {
+    let state = catalog.partition_state("chaos", "events", 0).await.unwrap();
+    state.next_offset.unwrap_or(0)
+}
+
+fn ingest(brokers: &str, pipeline: &Path, db: &str, out: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_social-reward"));
+    command
+        .args(["--quiet", "ingest", "--config"])
+        .arg(pipeline)
+        .args([
+            "--brokers",
+            brokers,
+            "--topic",
+            "events",
+            "--group",
+            "chaos",
+        ])
+        .args(["--db", db, "--out"])
+        .arg(out)
+        // Small batches: many commits, so that kills land between and inside them.
+        .args(["--no-image-dedup", "--no-metrics", "--batch-messages", "20"])
+        .args(["--until-idle", "3", "--snapshot-secs", "1"])
+        // A killed consumer never leaves the group: the next one waits out its session.
+        .args(["--kafka-set", "session.timeout.ms=6000"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    command
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_at_random_moments_changes_nothing() {
+    let mock = MockCluster::new(1).unwrap();
+    mock.create_topic("events", 1, 1).unwrap();
+    let brokers = mock.bootstrap_servers();
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = Scenario {
+        users: 500,
+        days: 1.5,
+        seed: 21,
+        ..Scenario::default()
+    };
+    let events = common::simulate_to_kafka(dir.path(), &brokers, "events", scenario).events;
+    let lines = std::fs::read_to_string(&events).unwrap().lines().count() as u64;
+
+    let batch_out = dir.path().join("batch");
+    curate(
+        &CurateOptions {
+            events: vec![events],
+            images: None,
+            out: batch_out.display().to_string(),
+            config: config(),
+            limits: Limits::default(),
+            now: Timestamp::now(),
+            dedup_horizon_hours: 6.0,
+            image_dedup: ImageDedup::Off,
+            truth: None,
+            run_id: "batch".into(),
+            progress: false,
+        },
+        None,
+    )
+    .await
+    .unwrap();
+    let expected = triplet_files(&batch_out);
+    assert!(expected.len() >= 3, "{:?}", expected.keys());
+
+    let db = common::ScratchDatabase::create("chaos").await;
+    let pipeline = pipeline_file(dir.path(), &db.url);
+    let out = dir.path().join("stream");
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+    let catalog = Catalog::open(&db.url).await.unwrap();
+    let (mut killed, mut mid_stream, mut offsets) = (0, 0, Vec::new());
+    while killed < KILLS {
+        let before = committed(&catalog).await;
+        let mut child = ingest(&brokers, &pipeline, &db.url, &out).spawn().unwrap();
+        // Joining takes the mock ~3 s, after the killed member's 6 s session has run out: wait
+        // for the child's first commit, then kill it at a random moment of its work.
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while committed(&catalog).await == before && std::time::Instant::now() < deadline {
+            if child.try_wait().unwrap().is_some() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let wait = Duration::from_millis(rng.random_range(0..800));
+        tokio::time::sleep(wait).await;
+        if child.try_wait().unwrap().is_some() {
+            break; // It finished the stream before this kill: nothing left to interrupt.
+        }
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        killed += 1;
+        let offset = committed(&catalog).await;
+        mid_stream += usize::from(offset > 0 && (offset as u64) < lines);
+        offsets.push(offset);
+    }
+    assert!(
+        killed >= 10,
+        "only {killed} kills landed: offsets {offsets:?}"
+    );
+    assert!(
+        mid_stream >= 10,
+        "kills mid-stream: {mid_stream}; offsets {offsets:?}"
+    );
+    assert!(offsets.windows(2).any(|w| w[1] > w[0]), "{offsets:?}");
+    let last = ingest(&brokers, &pipeline, &db.url, &out).output().unwrap();
+    assert!(last.status.success());
+    let report: serde_json::Value = serde_json::from_slice(&last.stdout).unwrap();
+    assert_eq!(report["lines"].as_u64(), Some(lines), "{report}");
+    let counted = ["valid", "duplicates", "dead_letters"]
+        .iter()
+        .map(|k| report[k].as_u64().unwrap())
+        .sum::<u64>();
+    assert_eq!(
+        counted, lines,
+        "every message counted or dead-lettered once: {report}"
+    );
+    assert_eq!(
+        triplet_files(&out),
+        expected,
+        "files differ after {killed} SIGKILLs"
+    );
+    let manifest = catalog.manifest().await.unwrap();
+    assert_eq!(manifest.len(), expected.len(), "no manifest row twice");
+    catalog.close().await;
+    db.drop_now().await;
+}
