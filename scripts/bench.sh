@@ -35,5 +35,5 @@ echo "== curation beside DuckDB's windowed counting (150k users, 1 day)"
 "$bin" --quiet bench curate --users 150000 --days 1
 
 echo "== streaming ingest with PostgreSQL commits beside a bare Kafka loop (mock broker), 10x longer for memory"
-"$bin" --quiet bench ingest --users 20000 --days 1 --scale 10 \
+"$bin" --quiet bench ingest --users 2000 --days 1 --scale 10 --partitions 64 \
   --db "${SR_CATALOG__URL:-postgres://postgres@127.0.0.1:5432/test}"

@@ -179,13 +179,14 @@ enum BenchCommand {
     /// The streaming consumer with its catalog commits beside a bare consume loop (same
     /// in-process broker and topic), and its peak memory over a stream `--scale` times longer.
     Ingest {
-        #[arg(long, default_value_t = 20_000)]
+        #[arg(long, default_value_t = 2_000)]
         users: u64,
-        #[arg(long, default_value_t = 0.5)]
+        #[arg(long, default_value_t = 1.0)]
         days: f64,
         #[arg(long, default_value_t = 10)]
         scale: u32,
-        #[arg(long, default_value_t = 1)]
+        /// The mock broker keeps 5 MiB a partition: enough partitions for the longer stream.
+        #[arg(long, default_value_t = 64)]
         partitions: i32,
         /// Catalog the consumer commits to (PostgreSQL for the figures that matter).
         #[arg(long, env = "SR_CATALOG__URL")]

@@ -331,28 +331,27 @@ async fn a_rebalance_mid_stream_changes_nothing() {
     let out = dir.path().join("pair");
     // Small batches make the first consumer slow enough to be mid-stream when the second joins.
     let mut first = options(&brokers, "pair", &out);
-    first.batch_messages = 50;
+    first.batch_messages = 5;
     first.until_idle = Some(Duration::from_secs(8));
     let second = first.clone();
     let (a, b) = tokio::join!(stream(&first, &catalog), async {
-        tokio::time::sleep(Duration::from_secs(6)).await;
+        tokio::time::sleep(Duration::from_secs(5)).await;
         stream(&second, &catalog).await
     });
+    // The second consumer took over partitions the first had worked on: it restarted them from
+    // the catalog. Whoever left last held every partition at the end, with the counts of the
+    // whole stream (restored from snapshots), each message once.
     assert!(
-        !a.partitions.is_empty() && !b.partitions.is_empty(),
-        "{a:?}\n{b:?}"
+        b.replayed > 0,
+        "no partition moved mid-stream: {a:?}\n{b:?}"
     );
-    assert!(
-        a.replayed + b.replayed > 0,
-        "a moved partition restarts from the catalog"
-    );
-    let mut counts = a.counts.clone();
-    counts.add(&b.counts);
+    let last = if a.partitions.len() == 3 { &a } else { &b };
+    assert_eq!(last.partitions, vec![0, 1, 2], "{a:?}\n{b:?}");
     assert_eq!(
-        counts.lines, lines,
-        "every message counted once: {a:?}\n{b:?}"
+        last.counts.lines, lines,
+        "every message counted once: {last:?}"
     );
-    assert!(counts.is_balanced());
+    assert!(last.counts.is_balanced());
     assert_eq!(
         triplet_files(&out),
         expected,

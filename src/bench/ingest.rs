@@ -72,6 +72,7 @@ pub async fn ingest(
         };
         let simulated = simulate_without_images_to(&dir, users, days, Some(target))?;
         let messages = simulated.kafka_messages.unwrap_or(0);
+        check_retained(&brokers, &topic, partitions)?;
         let bare_seconds = bare_loop(&brokers, &topic, partitions, messages)?;
         let report = ingest_child(&brokers, &topic, catalog, &dir.join("out"))?;
         let number = |key: &str| report.0[key].as_f64().unwrap_or(0.0);
@@ -109,6 +110,28 @@ pub async fn ingest(
         figures,
         rss_growth,
     })
+}
+
+/// librdkafka's mock broker keeps only the last 5 MiB (or 100,000 message sets) of each
+/// partition and drops older ones silently: a stream too large for the partitions would be
+/// measured short.
+fn check_retained(brokers: &str, topic: &str, partitions: i32) -> Result<(), StageError> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+        .map_err(failed)?;
+    for partition in 0..partitions {
+        let (low, _) = consumer
+            .fetch_watermarks(topic, partition, Duration::from_secs(10))
+            .map_err(failed)?;
+        if low > 0 {
+            return Err(failed(format!(
+                "the mock broker dropped the first {low} messages of {topic}/{partition} \
+                 (it keeps 5 MiB a partition): use more --partitions or a shorter stream"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Seconds from the first message to the last of `expected`, doing nothing with them.

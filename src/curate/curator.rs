@@ -206,15 +206,6 @@ impl Curator {
         self.memory.clusterer.clusters()
     }
 
-    /// Candidate triplets waiting for their day to be flushed.
-    pub fn waiting(&self) -> usize {
-        self.memory
-            .waiting
-            .values()
-            .map(|d| d.candidates.len())
-            .sum()
-    }
-
     /// Hands over the days before `final_before` (see `Windows::final_before`) once that has
     /// moved on since the last call; `None` while nothing new is final.
     pub fn flush_final(&mut self, final_before: i64) -> Option<Flushed> {

@@ -33,7 +33,7 @@ use crate::curate::partition::{PartitionCurator, PartitionSettings};
 use crate::events::{IntakeCounts, SourcePosition};
 use crate::sources::kafka::DeadLetterTopic;
 
-use super::stream_metrics::{StreamMetrics, serve};
+use super::stream_metrics::{EventTally, StreamMetrics, serve};
 use crate::store::{Catalog, CommitOutcome, ObjectRoot, PartitionCommit};
 
 use super::StageError;
@@ -239,6 +239,8 @@ pub async fn run_stream(
     // each time.
     let mut ticker = tokio::time::interval(tick);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut full: Option<i32> = None;
+    let mut unreported = EventTally::default();
     loop {
         metrics.tick();
         let message = tokio::select! {
@@ -249,6 +251,7 @@ pub async fn run_stream(
                 break;
             }
         };
+        let ticked = message.is_none();
         for (assigned, partitions) in log.take() {
             // Joining a group takes seconds: idleness counts from the last rebalance event.
             last_message = Instant::now();
@@ -323,7 +326,10 @@ pub async fn run_stream(
             let kind = run.curator.observe(payload, position, record).await?;
             report.messages += 1;
             if let (true, Some(kind)) = (record, kind) {
-                metrics.event(kind);
+                unreported.count(kind);
+            }
+            if run.curator.pending().messages >= options.batch_messages {
+                full = Some(partition);
             }
             if record {
                 run.first_pending.get_or_insert_with(Instant::now);
@@ -346,14 +352,18 @@ pub async fn run_stream(
                 ));
             }
         }
-        let mut due = Vec::new();
-        for (&partition, run) in &runs {
-            let pending = run.curator.pending().messages;
-            let waited = run
-                .first_pending
-                .is_some_and(|t| t.elapsed() >= options.batch_interval);
-            if pending >= options.batch_messages || (pending > 0 && waited) {
-                due.push(partition);
+        // A full batch commits at once; the others are looked at when the ticker fires, which
+        // keeps a scan of every partition off the per-message path.
+        let mut due: Vec<i32> = full.take().into_iter().collect();
+        if ticked {
+            unreported.report_to(&metrics);
+            for (&partition, run) in &runs {
+                let waited = run
+                    .first_pending
+                    .is_some_and(|t| t.elapsed() >= options.batch_interval);
+                if run.curator.pending().messages > 0 && waited && !due.contains(&partition) {
+                    due.push(partition);
+                }
             }
         }
         for partition in due {
@@ -397,6 +407,7 @@ pub async fn run_stream(
         ctx.commit(&mut runs, partition, &mut report, &mut latencies)
             .await?;
     }
+    unreported.report_to(&metrics);
     consumer.unsubscribe();
     drop(server);
     Ok(finish(

@@ -110,12 +110,12 @@ impl Default for StreamMetrics {
 }
 
 impl StreamMetrics {
-    pub fn event(&self, kind: EventKind) {
+    pub fn events(&self, kind: EventKind, count: u64) {
         self.events
             .get_or_create(&KindLabel {
                 kind: kind.as_str(),
             })
-            .inc();
+            .inc_by(count);
     }
 
     pub fn dead_letter(&self, reason: Reason) {
@@ -164,6 +164,32 @@ impl StreamMetrics {
         // Writing to a String cannot fail.
         let _ = encode(&mut out, &self.registry);
         out
+    }
+}
+
+/// Events counted on the consume loop and handed to the metrics now and then: a labelled
+/// counter per message (a lock and a hash) was a measurable share of the loop.
+#[derive(Default)]
+pub struct EventTally([u64; 3]);
+
+impl EventTally {
+    const KINDS: [EventKind; 3] = [EventKind::Publish, EventKind::View, EventKind::Remix];
+
+    pub fn count(&mut self, kind: EventKind) {
+        let slot = match kind {
+            EventKind::Publish => 0,
+            EventKind::View => 1,
+            EventKind::Remix => 2,
+        };
+        self.0[slot] += 1;
+    }
+
+    pub fn report_to(&mut self, metrics: &StreamMetrics) {
+        for (kind, count) in Self::KINDS.into_iter().zip(&mut self.0) {
+            if *count > 0 {
+                metrics.events(kind, std::mem::take(count));
+            }
+        }
     }
 }
 
