@@ -4,7 +4,6 @@ pub mod config;
 pub mod ingest;
 pub mod run;
 pub mod stream;
-pub mod stream_metrics;
 pub mod validate;
 
 use std::path::Path;
