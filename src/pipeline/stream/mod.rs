@@ -84,6 +84,8 @@ pub struct StreamReport {
     pub files: u64,
     pub dead_letters: u64,
     pub partitions: Vec<i32>,
+    /// Messages each of those partitions has taken in since the stream began.
+    pub partition_lines: std::collections::BTreeMap<i32, u64>,
     /// Intake counts of every partition this consumer held at the end (since the stream began).
     #[serde(flatten)]
     pub counts: IntakeCounts,
@@ -390,8 +392,10 @@ fn finish(
         first_message.map_or(0.0, |t| t.elapsed().saturating_sub(idle_wait).as_secs_f64());
     let mut partitions: Vec<i32> = runs.keys().copied().collect();
     partitions.sort_unstable();
-    for run in runs.values() {
+    for (&partition, run) in runs {
         report.counts.add(run.curator.counts());
+        let lines = run.curator.counts().lines;
+        report.partition_lines.insert(partition, lines);
     }
     report.partitions = partitions;
     latencies.sort_by(f64::total_cmp);
