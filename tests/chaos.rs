@@ -121,7 +121,9 @@ async fn sigkill_at_random_moments_changes_nothing() {
     let brokers = mock.bootstrap_servers();
     let dir = tempfile::tempdir().unwrap();
     let scenario = Scenario {
-        users: 500,
+        // Enough messages that a dozen kills, each after a commit group of thousands, land
+        // before the end.
+        users: 1000,
         days: 1.5,
         seed: 21,
         ..Scenario::default()
@@ -169,8 +171,14 @@ async fn sigkill_at_random_moments_changes_nothing() {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        let wait = Duration::from_millis(rng.random_range(0..800));
-        tokio::time::sleep(wait).await;
+        // Commits are grouped and pipelined, so a consumer gets through thousands of messages
+        // in a few hundred milliseconds: rather than a random delay, let it commit a random
+        // stretch of the stream, then kill it a random moment later (inside or between batches).
+        let target = committed(&catalog).await + rng.random_range(1..lines as i64 / 24);
+        while committed(&catalog).await < target && child.try_wait().unwrap().is_none() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(rng.random_range(0..40))).await;
         if child.try_wait().unwrap().is_some() {
             break; // It finished the stream before this kill: nothing left to interrupt.
         }

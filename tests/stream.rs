@@ -15,7 +15,7 @@ use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use social_reward::curate::partition::PartitionSettings;
 use social_reward::curate::{CurateConfig, CurateOptions, ImageDedup, curate};
 use social_reward::events::{Limits, Reason, Timestamp};
-use social_reward::pipeline::stream::{StreamOptions, StreamReport, run_stream};
+use social_reward::pipeline::stream::{StreamInput, StreamOptions, StreamReport, run_stream};
 use social_reward::sources::simulator::Scenario;
 use social_reward::store::Catalog;
 
@@ -112,9 +112,67 @@ fn read_reasons(brokers: &str, topic: &str, want: usize) -> Vec<String> {
     reasons
 }
 
+/// Copies a share of each partition of `from` (offsets from `start` to `end` times its length)
+/// into the same partition of `to`, keys and payloads as they are.
+fn copy_share(brokers: &str, from: &str, to: &str, partitions: i32, (start, end): (f64, f64)) {
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", "copier")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("enable.idempotence", "true")
+        .create()
+        .unwrap();
+    for partition in 0..partitions {
+        let (_, high) = consumer
+            .fetch_watermarks(from, partition, Duration::from_secs(10))
+            .unwrap();
+        let (lo, hi) = ((high as f64 * start) as i64, (high as f64 * end) as i64);
+        let mut assignment = TopicPartitionList::new();
+        assignment
+            .add_partition_offset(from, partition, Offset::Offset(lo))
+            .unwrap();
+        consumer.assign(&assignment).unwrap();
+        let mut next = lo;
+        while next < hi {
+            let Some(message) = consumer.poll(Duration::from_secs(10)) else {
+                panic!("{from}/{partition}: nothing at offset {next}");
+            };
+            let message = message.unwrap();
+            assert_eq!(message.offset(), next);
+            let mut record = BaseRecord::to(to)
+                .partition(partition)
+                .payload(message.payload().unwrap_or_default());
+            if let Some(key) = message.key() {
+                record = record.key(key);
+            }
+            while let Err((e, back)) = producer.send(record) {
+                assert!(
+                    matches!(
+                        e.rdkafka_error_code(),
+                        Some(rdkafka::types::RDKafkaErrorCode::QueueFull)
+                    ),
+                    "{e}"
+                );
+                producer.poll(Duration::from_millis(50));
+                record = back;
+            }
+            producer.poll(Duration::ZERO);
+            next += 1;
+        }
+    }
+    producer.flush(Duration::from_secs(30)).unwrap();
+}
+
 fn options(brokers: &str, group: &str, out: &Path) -> StreamOptions {
     StreamOptions {
-        brokers: brokers.to_owned(),
+        input: StreamInput::Kafka {
+            brokers: brokers.to_owned(),
+        },
         topic: "events".into(),
         group: group.into(),
         out: out.display().to_string(),
@@ -240,7 +298,7 @@ async fn streaming_equals_batch_and_survives_crashes() {
     // The dead-letter topic holds what the catalog's table holds, reason by reason.
     let stored = catalog.dead_letters_by_reason().await.unwrap();
     let stored_total: i64 = stored.iter().map(|(_, n)| n).sum();
-    assert!(stored_total > 0 && stored_total as u64 == clean.dead_letters);
+    assert!(stored_total > 0 && stored_total as u64 == clean.dead_letters_stored);
     let mut on_topic: BTreeMap<String, i64> = BTreeMap::new();
     for reason in read_reasons(&brokers, "events-dlq", stored_total as usize) {
         *on_topic.entry(reason).or_default() += 1;
@@ -326,17 +384,49 @@ async fn a_rebalance_mid_stream_changes_nothing() {
     catalog.close().await;
     db.drop_now().await;
 
+    // The pair reads a copy of the stream that arrives in two halves: the second consumer
+    // joins while the first holds every partition mid-stream, whatever the machine's speed.
+    mock.create_topic("staged", 3, 1).unwrap();
+    copy_share(&brokers, "events", "staged", 3, (0.0, 0.5));
     let db = common::ScratchDatabase::create("stream_pair").await;
     let catalog = Catalog::open(&db.url).await.unwrap();
     let out = dir.path().join("pair");
-    // Small batches make the first consumer slow enough to be mid-stream when the second joins.
     let mut first = options(&brokers, "pair", &out);
+    first.topic = "staged".into();
     first.batch_messages = 5;
     first.until_idle = Some(Duration::from_secs(8));
     let second = first.clone();
     let (a, b) = tokio::join!(stream(&first, &catalog), async {
-        tokio::time::sleep(Duration::from_secs(5)).await;
-        stream(&second, &catalog).await
+        // Once the first has committed on every partition…
+        for _ in 0..600 {
+            let mut all = true;
+            for partition in 0..3 {
+                let state = catalog
+                    .partition_state("pair", "staged", partition)
+                    .await
+                    .unwrap();
+                all &= state.next_offset.is_some();
+            }
+            if all {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        // …the second joins (the mock takes ~3 s), and the rest of the stream follows.
+        let rest = tokio::spawn({
+            let brokers = brokers.clone();
+            async move {
+                tokio::time::sleep(Duration::from_secs(4)).await;
+                tokio::task::spawn_blocking(move || {
+                    copy_share(&brokers, "events", "staged", 3, (0.5, 1.0))
+                })
+                .await
+                .unwrap();
+            }
+        });
+        let report = stream(&second, &catalog).await;
+        rest.await.unwrap();
+        report
     });
     // The second consumer took over partitions the first had worked on: it restarted them from
     // the catalog. At the end every partition is held by one of them or both (one left just
@@ -352,7 +442,8 @@ async fn a_rebalance_mid_stream_changes_nothing() {
     }
     assert_eq!(
         per_partition.keys().copied().collect::<Vec<_>>(),
-        vec![0, 1, 2]
+        vec![0, 1, 2],
+        "{a:?}\n{b:?}"
     );
     assert_eq!(
         per_partition.values().sum::<u64>(),
@@ -430,4 +521,90 @@ async fn broker_faults_change_nothing() {
     assert_eq!(catalog.manifest().await.unwrap().len(), expected.len());
     catalog.close().await;
     db.drop_now().await;
+}
+
+/// The embedded default: the same loop over a JSON-lines file with the SQLite catalog writes
+/// the files batch `curate` writes, survives stopping dead mid-batch, and a rerun over the
+/// fully read file adds nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_file_input_streams_like_kafka_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let events = social_reward::sources::simulator::simulate(
+        &social_reward::sources::simulator::SimulateOptions {
+            out: dir.path().to_path_buf(),
+            scenario: Scenario {
+                users: 300,
+                days: 1.5,
+                seed: 23,
+                ..Scenario::default()
+            },
+            images: false,
+            image_size: 64,
+            gzip: false,
+            progress: false,
+            kafka: None,
+        },
+    )
+    .unwrap()
+    .events;
+    let lines = std::fs::read_to_string(&events).unwrap().lines().count() as u64;
+
+    let batch_out = dir.path().join("batch");
+    let batch = curate(
+        &CurateOptions {
+            events: vec![events.clone()],
+            images: None,
+            out: batch_out.display().to_string(),
+            config: config(),
+            limits: Limits::default(),
+            now: Timestamp::now(),
+            dedup_horizon_hours: 6.0,
+            image_dedup: ImageDedup::Off,
+            truth: None,
+            run_id: "batch".into(),
+            progress: false,
+        },
+        None,
+    )
+    .await
+    .unwrap();
+    let expected = triplet_files(&batch_out);
+    assert!(batch.triplets > 20, "{batch:?}");
+
+    let url = format!("sqlite:{}", dir.path().join("catalog.db").display());
+    let catalog = Catalog::open(&url).await.unwrap();
+    let out = dir.path().join("stream");
+    let file_options = || {
+        let mut o = options("unused", "files", &out);
+        o.input = StreamInput::Files(vec![events.clone()]);
+        o.until_idle = Some(Duration::from_millis(200));
+        o
+    };
+    for crash in 0..3 {
+        let mut o = file_options();
+        o.abort_after = Some(lines / 5 + 977 * crash);
+        let report = stream(&o, &catalog).await;
+        assert!(report.aborted, "{report:?}");
+    }
+    let last = stream(&file_options(), &catalog).await;
+    assert!(!last.aborted);
+    assert_eq!(last.partitions, vec![0]);
+    assert_eq!(
+        last.counts.lines, lines,
+        "every line counted once: {last:?}"
+    );
+    assert!(last.counts.is_balanced(), "{last:?}");
+    assert_eq!(
+        triplet_files(&out),
+        expected,
+        "file stream and batch differ"
+    );
+    assert_eq!(catalog.manifest().await.unwrap().len(), expected.len());
+
+    let again = stream(&file_options(), &catalog).await;
+    assert_eq!(again.messages, 0, "{again:?}");
+    assert_eq!(again.triplets, 0);
+    assert_eq!(triplet_files(&out), expected);
+    assert_eq!(catalog.manifest().await.unwrap().len(), expected.len());
+    catalog.close().await;
 }

@@ -62,8 +62,9 @@ pub async fn ingest(
     let scratch =
         std::env::temp_dir().join(format!("social-reward-bench-ingest-{}", std::process::id()));
     let mut figures = Vec::new();
-    for (step, days) in [(1, days), (scale.max(1), days * f64::from(scale.max(1)))] {
-        let topic = format!("events-{step}");
+    let steps = [(1, days), (scale.max(1), days * f64::from(scale.max(1)))];
+    for (index, (step, days)) in steps.into_iter().enumerate() {
+        let topic = format!("events-{index}-x{step}");
         mock.create_topic(&topic, partitions, 1).map_err(failed)?;
         let dir = scratch.join(&topic);
         let target = KafkaTarget {

@@ -10,7 +10,7 @@ use social_reward::curate::partition::PartitionSettings;
 use social_reward::curate::{CurateConfig, ImageDedup};
 use social_reward::events::{Limits, Timestamp};
 use social_reward::pipeline::PipelineConfig;
-use social_reward::pipeline::stream::{StreamOptions, StreamReport, run_stream};
+use social_reward::pipeline::stream::{StreamInput, StreamOptions, StreamReport, run_stream};
 use social_reward::store::{Catalog, ObjectRoot};
 
 #[derive(Args)]
@@ -19,8 +19,13 @@ pub struct IngestArgs {
     /// tables to use; every flag below overrides it.
     #[arg(long)]
     config: Option<PathBuf>,
+    /// Read these JSON-lines files instead of Kafka (the embedded default): each file is a
+    /// partition whose offsets are its line numbers, so a rerun resumes where the catalog says.
+    #[arg(long, num_args = 1.., conflicts_with = "brokers")]
+    events: Vec<PathBuf>,
     #[arg(long)]
     brokers: Option<String>,
+    /// The topic; with --events, the name the files' offsets are kept under (default "files").
     #[arg(long)]
     topic: Option<String>,
     #[arg(long)]
@@ -75,13 +80,24 @@ pub async fn ingest(args: IngestArgs) -> Result<StreamReport> {
         flag.or(from_config)
             .with_context(|| format!("--{name} (or [kafka] {name} in --config) is required"))
     };
-    let brokers = need(
-        args.brokers,
-        kafka.as_ref().map(|k| k.brokers.clone()),
-        "brokers",
-    )?;
-    let topic = need(args.topic, kafka.as_ref().map(|k| k.topic.clone()), "topic")?;
-    let group = need(args.group, kafka.as_ref().map(|k| k.group.clone()), "group")?;
+    let (input, topic, group) = match args.events.is_empty() {
+        true => (
+            StreamInput::Kafka {
+                brokers: need(
+                    args.brokers,
+                    kafka.as_ref().map(|k| k.brokers.clone()),
+                    "brokers",
+                )?,
+            },
+            need(args.topic, kafka.as_ref().map(|k| k.topic.clone()), "topic")?,
+            need(args.group, kafka.as_ref().map(|k| k.group.clone()), "group")?,
+        ),
+        false => (
+            StreamInput::Files(args.events),
+            args.topic.unwrap_or_else(|| "files".into()),
+            args.group.unwrap_or_else(|| "ingest".into()),
+        ),
+    };
     let store = pipeline.as_ref().and_then(|p| p.object_store.clone());
     let out = args
         .out
@@ -110,7 +126,7 @@ pub async fn ingest(args: IngestArgs) -> Result<StreamReport> {
     }
     let catalog = Catalog::open(&super::catalog_url(args.db, pipeline.as_ref())).await?;
     let options = StreamOptions {
-        brokers,
+        input,
         topic,
         group,
         out,

@@ -195,15 +195,15 @@ impl PartitionCurator {
         self.windows.counts().open_sessions
     }
 
-    /// Folds one message in. With `record = false` (replay) only memory changes. Returns the
-    /// kind of a valid event.
+    /// Folds one message in (`payload` may be cut short of its true length `raw_len`). With
+    /// `record = false` (replay) only memory changes. Returns the kind of a valid event.
     pub async fn observe(
         &mut self,
         payload: &[u8],
+        raw_len: u64,
         position: impl Fn() -> SourcePosition,
         record: bool,
     ) -> Result<Option<EventKind>, StageError> {
-        let raw_len = payload.len() as u64;
         let mut letters = Vec::new();
         let event = admit(
             &mut self.intake,

@@ -183,7 +183,7 @@ pub struct IngestConfig {
     pub events: Vec<PathBuf>,
     /// How long event ids are remembered for de-duplication, in hours of event time.
     pub dedup_horizon_hours: f64,
-    /// Records per catalog transaction.
+    /// Lines per catalog transaction (a partition's micro-batch).
     pub batch_size: usize,
 }
 

@@ -1,7 +1,6 @@
 //! Stages and how they run: configuration, the stage runner, and each stage's batch driver.
 
 pub mod config;
-pub mod ingest;
 pub mod run;
 pub mod stream;
 pub mod validate;

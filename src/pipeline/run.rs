@@ -6,9 +6,9 @@ use std::time::Instant;
 use serde::Serialize;
 use tracing::info;
 
+use super::StageError;
 use super::config::{IngestSource, PipelineConfig};
-use super::{StageError, ingest};
-use crate::events::{Timestamp, Validator};
+use crate::events::Timestamp;
 use crate::sources::simulator::{self, Scenario, SimulateOptions};
 use crate::store::{Catalog, RunStatus};
 
@@ -129,25 +129,23 @@ async fn run_stage(
                         .into(),
                 });
             }
-            let validator = Validator::new(config.validation.clone(), Timestamp::now())?;
-            let files = ingest_files(config);
-            let report = ingest::ingest_files(
-                catalog,
-                run_id,
-                &files,
-                validator,
-                config.ingest.dedup_horizon_hours,
-                config.ingest.batch_size,
-                progress,
-            )
-            .await?;
+            let options = stream_options(config, run_id, progress)?;
+            let report =
+                crate::pipeline::stream::run_stream(&options, catalog, std::future::pending())
+                    .await?;
             serde_json::to_value(report)
         }
         "curate" => {
             let options = curate_options(config, run_id, progress)?;
-            let summary = crate::curate::curate(&options, Some(catalog)).await?;
+            // After a streaming ingest the triplets are written and recorded already: batch
+            // curation then checks that it writes exactly those files, and judges them.
+            let streamed = config.stages.iter().any(|s| s == "ingest");
+            let summary = crate::curate::curate(&options, (!streamed).then_some(catalog)).await?;
             if let Some(evaluation) = &summary.evaluation {
                 info!("curation against ground truth\n{}", evaluation.table());
+            }
+            if streamed {
+                check_streamed_files(catalog, &summary.files).await?;
             }
             serde_json::to_value(summary)
         }
@@ -183,6 +181,38 @@ async fn run_stage(
     metrics.map_err(|e| StageError::Failed {
         stage: stage.into(),
         message: e.to_string(),
+    })
+}
+
+/// Every file batch curation wrote is one the streaming ingest recorded, bytes included.
+async fn check_streamed_files(
+    catalog: &Catalog,
+    files: &[crate::store::ManifestEntry],
+) -> Result<(), StageError> {
+    let recorded: std::collections::HashMap<String, String> = catalog
+        .manifest()
+        .await?
+        .into_iter()
+        .map(|entry| (entry.uri, entry.blake3))
+        .collect();
+    let missing: Vec<&str> = files
+        .iter()
+        .filter(|f| recorded.get(&f.uri) != Some(&f.blake3))
+        .map(|f| f.uri.as_str())
+        .collect();
+    if missing.is_empty() {
+        info!(files = files.len(), "batch curation agrees with the stream");
+        return Ok(());
+    }
+    Err(StageError::Failed {
+        stage: "curate".into(),
+        message: format!(
+            "{} of {} files batch curation wrote are not those the streaming ingest recorded \
+             (same events, same settings: they must be): {}",
+            missing.len(),
+            files.len(),
+            missing.join(", ")
+        ),
     })
 }
 
@@ -243,6 +273,49 @@ pub fn curate_options(
         truth: truth.exists().then_some(truth),
         run_id: run_id.to_owned(),
         progress,
+    })
+}
+
+/// The ingest stage: the streaming consumer's loop over the event files (one partition per
+/// file, offsets in the catalog), writing triplets as sessions close, as `social-reward ingest`
+/// does from Kafka. A rerun resumes from the stored offsets, so it never counts a line twice;
+/// the curate stage after it then finds every file already written and recorded.
+pub fn stream_options(
+    config: &PipelineConfig,
+    run_id: &str,
+    progress: bool,
+) -> Result<crate::pipeline::stream::StreamOptions, StageError> {
+    let curate = curate_options(config, run_id, progress)?;
+    let images = match &curate.image_dedup {
+        crate::curate::ImageDedup::Pixels => curate
+            .images
+            .as_deref()
+            .map(crate::store::ObjectRoot::open)
+            .transpose()?,
+        _ => None,
+    };
+    Ok(crate::pipeline::stream::StreamOptions {
+        input: crate::pipeline::stream::StreamInput::Files(curate.events),
+        topic: "files".into(),
+        group: config.name.clone(),
+        out: curate.out,
+        run_id: run_id.to_owned(),
+        settings: crate::curate::partition::PartitionSettings {
+            config: curate.config,
+            limits: curate.limits,
+            now: curate.now,
+            dedup_horizon_hours: curate.dedup_horizon_hours,
+            image_dedup: curate.image_dedup,
+            images,
+        },
+        batch_messages: config.ingest.batch_size.max(1) as u64,
+        batch_interval: std::time::Duration::from_secs(1),
+        snapshot_interval: std::time::Duration::from_secs(60),
+        until_idle: Some(std::time::Duration::ZERO),
+        abort_after: None,
+        kafka: Vec::new(),
+        dead_letter_topic: None,
+        metrics_addr: None,
     })
 }
 

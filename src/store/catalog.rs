@@ -197,7 +197,7 @@ impl Catalog {
         let inserted;
         on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
-            inserted = insert_image_rows!(tx, images);
+            inserted = tx.insert_images(images).await?;
             tx.commit().await?;
         });
         Ok(inserted)
@@ -252,7 +252,7 @@ impl Catalog {
         let applied;
         on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
-            let images_inserted = insert_image_rows!(tx, publishes);
+            let images_inserted = tx.insert_images(publishes).await?;
             let unmatched = tx.add_counters(deltas).await?;
             let dead_letters_stored = insert_dead_letter_rows!(tx, run_id, letters);
             if let Some(consumed) = offsets {
@@ -485,7 +485,7 @@ impl Catalog {
     }
 }
 
-mod counters;
+mod bulk;
 mod stream_state;
-use counters::AddCounters;
+use bulk::BulkWrites;
 pub use stream_state::{CommitOutcome, PartitionCommit, PartitionState};

@@ -3,32 +3,6 @@
 //! longer than the statements). `catalog.rs` expands them in its single-purpose methods and in
 //! `apply_batch`, which does them all in one transaction.
 
-macro_rules! insert_image_rows {
-    ($tx:expr, $images:expr) => {{
-        const SQL: &str = "INSERT INTO images (image_id, creator_id, generation_id, prompt, \
-            image_uri, model, creator_followers, published_at, publish_event_id) \
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (image_id) DO NOTHING";
-        let mut inserted = 0u64;
-        for image in $images {
-            let followers = i64::try_from(image.creator_followers).unwrap_or(i64::MAX);
-            inserted += sqlx::query(SQL)
-                .bind(image.image_id.as_ref())
-                .bind(image.creator_id.as_ref())
-                .bind(image.generation_id.as_ref())
-                .bind(image.prompt.as_ref())
-                .bind(image.image_uri.as_ref())
-                .bind(image.model.as_ref())
-                .bind(followers)
-                .bind(image.ts.to_chrono())
-                .bind(image.event_id.as_ref())
-                .execute(&mut *$tx)
-                .await?
-                .rows_affected();
-        }
-        inserted
-    }};
-}
-
 macro_rules! insert_dead_letter_rows {
     ($tx:expr, $run_id:expr, $letters:expr) => {{
         const SQL: &str = "INSERT INTO dead_letters (run_id, reason, detail, position, source, \

@@ -13,37 +13,48 @@
 //! crash and redone by whoever owns the partition next; a consumer that lost a partition without
 //! noticing is fenced off by the compare-and-set.
 
-use std::collections::hash_map::Entry;
-use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::error::KafkaError;
-use rdkafka::message::Message;
 use serde::Serialize;
-use tracing::{info, warn};
+use tracing::info;
 
-use crate::curate::partition::{PartitionCurator, PartitionSettings};
-use crate::events::{IntakeCounts, SourcePosition};
+use crate::curate::partition::PartitionSettings;
+use crate::events::IntakeCounts;
 use crate::sources::kafka::DeadLetterTopic;
 use crate::store::{Catalog, ObjectRoot};
 
 use super::StageError;
 
+mod committer;
+mod consumption;
 mod context;
+mod files;
+mod kafka;
 pub mod metrics;
 mod partitions;
 
-use context::RebalanceLog;
-use metrics::{EventTally, StreamMetrics, serve};
-use partitions::Ctx;
+use committer::{Committer, Destination};
+use consumption::Consumption;
+use metrics::{StreamMetrics, serve};
+
+/// Where the messages come from.
+#[derive(Debug, Clone)]
+pub enum StreamInput {
+    /// A Kafka consumer group on `topic`.
+    Kafka { brokers: String },
+    /// JSON-lines files, each one partition whose offsets are its 0-based line numbers: the
+    /// embedded default, same loop and same catalog commits, no broker. `topic` and `group`
+    /// name the stream in the catalog, so a rerun over the same files resumes (and, over
+    /// files read to their end, adds nothing).
+    Files(Vec<PathBuf>),
+}
 
 #[derive(Debug, Clone)]
 pub struct StreamOptions {
-    pub brokers: String,
+    pub input: StreamInput,
     pub topic: String,
     pub group: String,
     pub out: String,
@@ -82,7 +93,9 @@ pub struct StreamReport {
     pub consumer_errors: u64,
     pub triplets: u64,
     pub files: u64,
-    pub dead_letters: u64,
+    /// Dead letters this run committed to the catalog: intake's and the windows' (late,
+    /// unknown image). Intake's own count is `dead_letters` among the counts.
+    pub dead_letters_stored: u64,
     pub partitions: Vec<i32>,
     /// Messages each of those partitions has taken in since the stream began.
     pub partition_lines: std::collections::BTreeMap<i32, u64>,
@@ -96,19 +109,6 @@ pub struct StreamReport {
     /// (group joins and the idle wait excluded).
     pub busy_seconds: f64,
     pub seconds: f64,
-}
-
-struct PartitionRun {
-    partition: i32,
-    curator: PartitionCurator,
-    /// The catalog's next offset for the partition (`None`: never committed).
-    committed: Option<i64>,
-    /// Offset of the next message to fold in.
-    next: i64,
-    /// Messages before this offset are replays.
-    replay_until: i64,
-    first_pending: Option<Instant>,
-    last_snapshot: Option<Instant>,
 }
 
 fn failed(message: impl std::fmt::Display) -> StageError {
@@ -136,239 +136,50 @@ pub async fn run_stream(
         }
         None => None,
     };
-    let log = RebalanceLog {
-        events: Arc::default(),
-        metrics: metrics.clone(),
+    let dead_letter_topic = match (&options.dead_letter_topic, &options.input) {
+        (Some(topic), StreamInput::Kafka { brokers }) => Some(Arc::new(
+            DeadLetterTopic::connect(brokers, topic, &options.kafka)
+                .map_err(|e| failed(format!("dead-letter topic {topic}: {e}")))?,
+        )),
+        _ => None,
     };
-    let mut config = ClientConfig::new();
-    config
-        .set("bootstrap.servers", &options.brokers)
-        .set("group.id", &options.group)
-        .set("enable.auto.commit", "false")
-        .set("enable.auto.offset.store", "false")
-        .set("auto.offset.reset", "earliest")
-        .set("session.timeout.ms", "10000")
-        .set("statistics.interval.ms", "5000");
-    for (key, value) in &options.kafka {
-        config.set(key, value);
-    }
-    let consumer: StreamConsumer<RebalanceLog> = config
-        .create_with_context(log.clone())
-        .map_err(|e| failed(format!("kafka consumer: {e}")))?;
-    consumer
-        .subscribe(&[&options.topic])
-        .map_err(|e| failed(format!("subscribe to {}: {e}", options.topic)))?;
-    let mut runs: HashMap<i32, PartitionRun> = HashMap::new();
-    let mut report = StreamReport {
+    let committer = Committer::start(Destination {
+        catalog: catalog.clone(),
+        out,
+        dead_letter_topic,
+        metrics: metrics.clone(),
+        run_id: options.run_id.clone(),
+        group: options.group.clone(),
+        topic: options.topic.clone(),
+    });
+    let report = StreamReport {
         run_id: options.run_id.clone(),
         ..StreamReport::default()
     };
-    let mut latencies: Vec<f64> = Vec::new();
-    let mut last_message = Instant::now();
-    let mut was_assigned = false;
-    let mut first_message: Option<Instant> = None;
-    let mut idle_wait = Duration::ZERO;
-    let mut owned: HashSet<i32> = HashSet::new();
-    let tick = options.batch_interval.min(Duration::from_millis(200));
-    tokio::pin!(shutdown);
-    let dead_letter_topic = match &options.dead_letter_topic {
-        Some(topic) => Some(
-            DeadLetterTopic::connect(&options.brokers, topic, &options.kafka)
-                .map_err(|e| failed(format!("dead-letter topic {topic}: {e}")))?,
-        ),
-        None => None,
-    };
-    let ctx = Ctx {
+    let start = Start {
         options,
         catalog,
-        out: &out,
-        consumer: &consumer,
-        dead_letter_topic: dead_letter_topic.as_ref(),
         metrics: &metrics,
-    };
-    // One timer for the whole run: a fresh sleep per message would cost a timer-wheel entry
-    // each time.
-    let mut ticker = tokio::time::interval(tick);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    let mut full: Option<i32> = None;
-    let mut unreported = EventTally::default();
-    loop {
-        metrics.tick();
-        let message = tokio::select! {
-            message = consumer.recv() => Some(message),
-            _ = ticker.tick() => None,
-            _ = &mut shutdown => {
-                info!("shutting down: committing what was consumed");
-                break;
-            }
-        };
-        let ticked = message.is_none();
-        for (assigned, partitions) in log.take() {
-            // Joining a group takes seconds: idleness counts from the last rebalance event.
-            last_message = Instant::now();
-            if assigned {
-                was_assigned = true;
-                // Opened now, not at their first message: a partition whose messages were all
-                // consumed still has to be restored, to end its input when the run goes idle.
-                for partition in partitions {
-                    owned.insert(partition);
-                    if let Entry::Vacant(slot) = runs.entry(partition) {
-                        slot.insert(ctx.open_partition(partition).await?);
-                    }
-                }
-                continue;
-            }
-            for partition in partitions {
-                owned.remove(&partition);
-                metrics.forget(partition);
-                // Uncommitted work is abandoned: the next owner replays it from the catalog.
-                if runs.remove(&partition).is_some() {
-                    info!(partition, "partition revoked");
-                }
-            }
-        }
-        let message = match message {
-            Some(Err(KafkaError::MessageConsumptionFatal(code))) => {
-                return Err(failed(format!("kafka: fatal consumer error {code}")));
-            }
-            Some(Err(error)) => {
-                // Broker errors reach the consumer as messages; librdkafka retries them itself
-                // (a fetch timing out, a broker down): note them and go on.
-                warn!(%error, "kafka consumer error; librdkafka retries");
-                report.consumer_errors += 1;
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                None
-            }
-            Some(Ok(message)) => Some(message),
-            None => None,
-        };
-        if let Some(message) = message {
-            last_message = Instant::now();
-            first_message.get_or_insert(last_message);
-            let partition = message.partition();
-            let offset = message.offset();
-            if !owned.contains(&partition) {
-                // Fetched before a revoke: the partition's new owner will read it.
-                continue;
-            }
-            let run = match runs.get_mut(&partition) {
-                Some(run) => run,
-                None => {
-                    let run = ctx.open_partition(partition).await?;
-                    runs.entry(partition).or_insert(run)
-                }
-            };
-            if offset != run.next {
-                // Fetched before our seek took effect (or a gap): go where the catalog says.
-                if offset > run.next {
-                    ctx.seek(partition, run.next)?;
-                }
-                continue;
-            }
-            run.next = offset + 1;
-            let record = offset >= run.replay_until;
-            let topic = options.topic.as_str();
-            let position = || SourcePosition::Kafka {
-                topic: topic.to_owned(),
-                partition,
-                offset,
-            };
-            let payload = message.payload().unwrap_or_default();
-            let kind = run.curator.observe(payload, position, record).await?;
-            report.messages += 1;
-            if let (true, Some(kind)) = (record, kind) {
-                unreported.count(kind);
-            }
-            if run.curator.pending().messages >= options.batch_messages {
-                full = Some(partition);
-            }
-            if record {
-                run.first_pending.get_or_insert_with(Instant::now);
-            } else {
-                report.replayed += 1;
-            }
-            if options.abort_after.is_some_and(|n| report.messages >= n) {
-                warn!(
-                    messages = report.messages,
-                    "aborting without a commit (crash test)"
-                );
-                report.aborted = true;
-                return Ok(finish(
-                    report,
-                    &runs,
-                    latencies,
-                    started,
-                    first_message,
-                    idle_wait,
-                ));
-            }
-        }
-        // A full batch commits at once; the others are looked at when the ticker fires, which
-        // keeps a scan of every partition off the per-message path.
-        let mut due: Vec<i32> = full.take().into_iter().collect();
-        if ticked {
-            unreported.report_to(&metrics);
-            for (&partition, run) in &runs {
-                let waited = run
-                    .first_pending
-                    .is_some_and(|t| t.elapsed() >= options.batch_interval);
-                if run.curator.pending().messages > 0 && waited && !due.contains(&partition) {
-                    due.push(partition);
-                }
-            }
-        }
-        for partition in due {
-            ctx.commit(&mut runs, partition, &mut report, &mut latencies)
-                .await?;
-        }
-        // A consumer given no partition (more consumers than partitions) still ends, later.
-        let idle_after = |idle: Duration| match was_assigned {
-            true => idle,
-            false => idle + Duration::from_secs(30),
-        };
-        if options
-            .until_idle
-            .is_some_and(|idle| last_message.elapsed() >= idle_after(idle))
-        {
-            info!("idle: ending the input of every partition");
-            idle_wait = last_message.elapsed();
-            let partitions: Vec<i32> = runs.keys().copied().collect();
-            for partition in partitions {
-                if let Some(run) = runs.get_mut(&partition) {
-                    if run.next < run.replay_until {
-                        warn!(
-                            partition,
-                            next = run.next,
-                            committed = run.replay_until,
-                            "idle before catching up with the catalog: input not ended"
-                        );
-                        continue;
-                    }
-                    run.curator.end_of_input().await?;
-                    run.last_snapshot = None;
-                }
-                ctx.commit(&mut runs, partition, &mut report, &mut latencies)
-                    .await?;
-            }
-            break;
-        }
-    }
-    let partitions: Vec<i32> = runs.keys().copied().collect();
-    for partition in partitions {
-        ctx.commit(&mut runs, partition, &mut report, &mut latencies)
-            .await?;
-    }
-    unreported.report_to(&metrics);
-    consumer.unsubscribe();
-    drop(server);
-    Ok(finish(
         report,
-        &runs,
-        latencies,
+        committer,
         started,
-        first_message,
-        idle_wait,
-    ))
+    };
+    let report = match &options.input {
+        StreamInput::Kafka { brokers } => kafka::consume(start, brokers, shutdown).await?,
+        StreamInput::Files(paths) => files::consume(start, paths, shutdown).await?,
+    };
+    drop(server);
+    Ok(report)
+}
+
+/// What either input's loop starts from.
+struct Start<'a> {
+    options: &'a StreamOptions,
+    catalog: &'a Catalog,
+    metrics: &'a Arc<StreamMetrics>,
+    report: StreamReport,
+    committer: Committer,
+    started: Instant,
 }
 
 /// The metrics server lives as long as the consumer loop, however that ends.
@@ -380,24 +191,19 @@ impl<T> Drop for AbortOnDrop<T> {
     }
 }
 
-fn finish(
-    mut report: StreamReport,
-    runs: &HashMap<i32, PartitionRun>,
-    mut latencies: Vec<f64>,
-    started: Instant,
-    first_message: Option<Instant>,
-    idle_wait: Duration,
-) -> StreamReport {
-    report.busy_seconds =
-        first_message.map_or(0.0, |t| t.elapsed().saturating_sub(idle_wait).as_secs_f64());
-    let mut partitions: Vec<i32> = runs.keys().copied().collect();
+fn finish(state: Consumption<'_>, started: Instant, idle_wait: Duration) -> StreamReport {
+    let busy_seconds = state.busy_seconds(idle_wait);
+    let mut report = state.report;
+    report.busy_seconds = busy_seconds;
+    let mut partitions: Vec<i32> = state.runs.keys().copied().collect();
     partitions.sort_unstable();
-    for (&partition, run) in runs {
+    for (&partition, run) in &state.runs {
         report.counts.add(run.curator.counts());
         let lines = run.curator.counts().lines;
         report.partition_lines.insert(partition, lines);
     }
     report.partitions = partitions;
+    let mut latencies = state.latencies;
     latencies.sort_by(f64::total_cmp);
     let quantile = |q: f64| {
         latencies

@@ -1,5 +1,6 @@
 //! The streaming consumer's commits: everything one partition's micro-batch changed, with the
-//! partition's next offset, in ONE transaction, and the state snapshots it restarts from.
+//! partition's next offset, in ONE transaction (several partitions may share it), and the state
+//! snapshots it restarts from.
 //!
 //! The offset is compare-and-set: a commit names the offset it started from, and if another
 //! consumer moved the partition on meanwhile (a rebalance handed it over while this one was
@@ -47,6 +48,17 @@ impl Catalog {
         &self,
         commit: &PartitionCommit<'_>,
     ) -> Result<CommitOutcome, CatalogError> {
+        let mut outcomes = self.commit_partitions(std::slice::from_ref(commit)).await?;
+        Ok(outcomes.pop().unwrap_or(CommitOutcome::Fenced))
+    }
+
+    /// Several partitions' micro-batches in ONE transaction (one disk flush for all of them),
+    /// each behind its own savepoint: a partition that is fenced off writes nothing while the
+    /// others commit. An error rolls everything back.
+    pub async fn commit_partitions(
+        &self,
+        commits: &[PartitionCommit<'_>],
+    ) -> Result<Vec<CommitOutcome>, CatalogError> {
         const MOVE_SQL: &str = "UPDATE consumer_offsets SET next_offset = $1, updated_at = $2 \
             WHERE consumer_group = $3 AND topic = $4 AND partition_id = $5 AND next_offset = $6";
         const FIRST_SQL: &str = "INSERT INTO consumer_offsets (consumer_group, topic, \
@@ -57,38 +69,43 @@ impl Catalog {
             ON CONFLICT (consumer_group, topic, partition_id) DO UPDATE \
             SET next_offset = excluded.next_offset, state = excluded.state, \
             updated_at = excluded.updated_at";
-        let c = commit;
         let now = Utc::now();
-        let outcome;
+        let mut outcomes = Vec::with_capacity(commits.len());
         on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
-            let moved = match c.expected_offset {
-                Some(expected) => sqlx::query(MOVE_SQL)
-                    .bind(c.next_offset)
-                    .bind(now)
-                    .bind(c.group)
-                    .bind(c.topic)
-                    .bind(c.partition)
-                    .bind(expected)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected(),
-                None => sqlx::query(FIRST_SQL)
-                    .bind(c.group)
-                    .bind(c.topic)
-                    .bind(c.partition)
-                    .bind(c.next_offset)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected(),
-            };
-            if moved == 1 {
-                let images_inserted = insert_image_rows!(tx, c.publishes);
-                let unmatched = tx.add_counters(c.deltas).await?;
-                let dead_letters_stored = insert_dead_letter_rows!(tx, c.run_id, c.letters);
-                upsert_emitted_image_rows!(tx, c.run_id, now, c.images);
-                insert_file_rows!(tx, c.run_id, now, c.files);
+            for c in commits {
+                let mut sp = sqlx::Connection::begin(&mut *tx).await?;
+                let moved = match c.expected_offset {
+                    Some(expected) => sqlx::query(MOVE_SQL)
+                        .bind(c.next_offset)
+                        .bind(now)
+                        .bind(c.group)
+                        .bind(c.topic)
+                        .bind(c.partition)
+                        .bind(expected)
+                        .execute(&mut *sp)
+                        .await?
+                        .rows_affected(),
+                    None => sqlx::query(FIRST_SQL)
+                        .bind(c.group)
+                        .bind(c.topic)
+                        .bind(c.partition)
+                        .bind(c.next_offset)
+                        .bind(now)
+                        .execute(&mut *sp)
+                        .await?
+                        .rows_affected(),
+                };
+                if moved != 1 {
+                    sp.rollback().await?;
+                    outcomes.push(CommitOutcome::Fenced);
+                    continue;
+                }
+                let images_inserted = sp.insert_images(c.publishes).await?;
+                let unmatched = sp.add_counters(c.deltas).await?;
+                let dead_letters_stored = insert_dead_letter_rows!(sp, c.run_id, c.letters);
+                upsert_emitted_image_rows!(sp, c.run_id, now, c.images);
+                insert_file_rows!(sp, c.run_id, now, c.files);
                 if let Some(state) = c.snapshot {
                     sqlx::query(SNAPSHOT_SQL)
                         .bind(c.group)
@@ -97,21 +114,19 @@ impl Catalog {
                         .bind(c.next_offset)
                         .bind(state)
                         .bind(now)
-                        .execute(&mut *tx)
+                        .execute(&mut *sp)
                         .await?;
                 }
-                tx.commit().await?;
-                outcome = CommitOutcome::Committed(AppliedBatch {
+                sp.commit().await?;
+                outcomes.push(CommitOutcome::Committed(AppliedBatch {
                     images_inserted,
                     unmatched,
                     dead_letters_stored,
-                });
-            } else {
-                tx.rollback().await?;
-                outcome = CommitOutcome::Fenced;
+                }));
             }
+            tx.commit().await?;
         });
-        Ok(outcome)
+        Ok(outcomes)
     }
 
     pub async fn partition_state(

@@ -1,0 +1,336 @@
+//! The consumer loop's state, whatever the messages come from: the partitions it holds, each
+//! with its curator and offsets, and the commits queued for them. Messages are folded in one at
+//! a time; a partition whose batch is full, or old enough, has it taken out and queued on the
+//! committer, which answers later.
+
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{CommitMode, Consumer};
+use rdkafka::{Offset, TopicPartitionList};
+use tracing::{info, warn};
+
+use crate::curate::partition::PartitionCurator;
+use crate::events::SourcePosition;
+use crate::pipeline::StageError;
+
+use super::StreamReport;
+use super::committer::{CommitDone, CommitJob, Committer};
+use super::metrics::EventTally;
+use super::partitions::Ctx;
+
+/// Batches in flight on the committer before the loop waits for answers: bounds the memory
+/// held in batches taken out of their curators.
+const MAX_IN_FLIGHT: usize = 512;
+/// Micro-batches' worth of messages in flight before the loop waits: bounds what a crash makes
+/// the next run read again, whatever the batch size.
+const MAX_IN_FLIGHT_BATCHES: u64 = 32;
+
+pub(super) struct PartitionRun {
+    /// Which opening of the partition this is; answers about earlier ones are stale.
+    pub(super) epoch: u64,
+    pub(super) curator: PartitionCurator,
+    /// The catalog's next offset for the partition once the queued commits land (`None`: never
+    /// committed).
+    pub(super) committed: Option<i64>,
+    /// Offset of the next message to fold in.
+    pub(super) next: i64,
+    /// Messages before this offset are replays.
+    pub(super) replay_until: i64,
+    /// The offset the consumer was last told to seek to (`None`: not told yet).
+    pub(super) sought: Option<i64>,
+    pub(super) first_pending: Option<Instant>,
+    pub(super) last_snapshot: Option<Instant>,
+}
+
+/// What to do after a message.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Flow {
+    Go,
+    /// `--abort-after` reached: stop dead (crash tests).
+    Abort,
+}
+
+pub(super) struct Consumption<'a> {
+    pub(super) ctx: Ctx<'a>,
+    pub(super) runs: HashMap<i32, PartitionRun>,
+    pub(super) owned: HashSet<i32>,
+    pub(super) report: StreamReport,
+    pub(super) latencies: Vec<f64>,
+    pub(super) committer: Committer,
+    pub(super) unreported: EventTally,
+    pub(super) first_message: Option<Instant>,
+    /// Partitions whose batch filled up since the last `commit_due`.
+    full: Vec<i32>,
+    epochs: u64,
+}
+
+impl<'a> Consumption<'a> {
+    pub(super) fn new(ctx: Ctx<'a>, report: StreamReport, committer: Committer) -> Self {
+        Self {
+            ctx,
+            runs: HashMap::new(),
+            owned: HashSet::new(),
+            report,
+            latencies: Vec::new(),
+            committer,
+            unreported: EventTally::default(),
+            first_message: None,
+            full: Vec::new(),
+            epochs: 0,
+        }
+    }
+
+    async fn open(&mut self, partition: i32) -> Result<&mut PartitionRun, StageError> {
+        self.epochs += 1;
+        let run = self.ctx.open_partition(partition, self.epochs).await?;
+        Ok(self.runs.entry(partition).or_insert(run))
+    }
+
+    /// Partitions handed to this consumer: opened now, not at their first message, because a
+    /// partition whose messages were all consumed still has to end its input when idle.
+    pub(super) async fn assigned(&mut self, partitions: Vec<i32>) -> Result<(), StageError> {
+        for partition in partitions {
+            self.owned.insert(partition);
+            if !self.runs.contains_key(&partition) {
+                self.open(partition).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Uncommitted work of revoked partitions is abandoned: the next owner replays it from the
+    /// catalog. Batches already queued still commit, or are fenced off if the new owner was
+    /// first.
+    pub(super) fn revoked(&mut self, partitions: Vec<i32>) {
+        for partition in partitions {
+            self.owned.remove(&partition);
+            self.ctx.metrics.forget(partition);
+            if self.runs.remove(&partition).is_some() {
+                info!(partition, "partition revoked");
+            }
+        }
+    }
+
+    /// Folds one message in.
+    pub(super) async fn take(
+        &mut self,
+        partition: i32,
+        offset: i64,
+        payload: &[u8],
+        raw_len: u64,
+        position: impl Fn() -> SourcePosition,
+    ) -> Result<Flow, StageError> {
+        self.first_message.get_or_insert_with(Instant::now);
+        if !self.owned.contains(&partition) {
+            // Fetched before a revoke: the partition's new owner will read it.
+            return Ok(Flow::Go);
+        }
+        if !self.runs.contains_key(&partition) {
+            self.open(partition).await?;
+        }
+        let Some(run) = self.runs.get_mut(&partition) else {
+            return Ok(Flow::Go);
+        };
+        if offset != run.next {
+            if run.sought != Some(run.next) {
+                // Seeking is lazy: where the consumer already starts at the catalog's offset
+                // (Kafka's committed offsets follow the catalog's), a seek would only throw
+                // away what librdkafka has fetched.
+                self.ctx.seek(partition, run.next)?;
+                run.sought = Some(run.next);
+                return Ok(Flow::Go);
+            }
+            if offset < run.next {
+                // Fetched before the seek took effect.
+                return Ok(Flow::Go);
+            }
+            // Sought there already, and the log goes on past it: offsets the log does not hold
+            // (compaction, transaction markers). Nothing was skipped.
+        }
+        run.next = offset + 1;
+        let record = offset >= run.replay_until;
+        let kind = run
+            .curator
+            .observe(payload, raw_len, position, record)
+            .await?;
+        self.report.messages += 1;
+        if record {
+            if let Some(kind) = kind {
+                self.unreported.count(kind);
+            }
+            run.first_pending.get_or_insert_with(Instant::now);
+            if run.curator.pending().messages >= self.ctx.options.batch_messages {
+                self.full.push(partition);
+            }
+        } else {
+            self.report.replayed += 1;
+        }
+        if self
+            .ctx
+            .options
+            .abort_after
+            .is_some_and(|n| self.report.messages >= n)
+        {
+            warn!(
+                messages = self.report.messages,
+                "aborting without a commit (crash test)"
+            );
+            self.report.aborted = true;
+            return Ok(Flow::Abort);
+        }
+        Ok(Flow::Go)
+    }
+
+    /// Queues the full batches and, when `scan`, every batch older than the batch interval.
+    pub(super) async fn commit_due(&mut self, scan: bool) -> Result<(), StageError> {
+        let mut due = std::mem::take(&mut self.full);
+        if scan {
+            self.unreported.report_to(self.ctx.metrics);
+            let interval = self.ctx.options.batch_interval;
+            for (&partition, run) in &self.runs {
+                let waited = run.first_pending.is_some_and(|t| t.elapsed() >= interval);
+                if waited && !due.contains(&partition) {
+                    due.push(partition);
+                }
+            }
+        }
+        for partition in due {
+            self.queue_commit(partition)?;
+        }
+        let message_bound = MAX_IN_FLIGHT_BATCHES * self.ctx.options.batch_messages.max(1);
+        while self.committer.in_flight() > MAX_IN_FLIGHT
+            || self.committer.in_flight_messages() > message_bound
+        {
+            self.wait_for_commits().await?;
+        }
+        Ok(())
+    }
+
+    /// Takes the partition's pending batch out of its curator and queues it.
+    pub(super) fn queue_commit(&mut self, partition: i32) -> Result<(), StageError> {
+        let Some(run) = self.runs.get_mut(&partition) else {
+            return Ok(());
+        };
+        if run.next < run.replay_until {
+            // Still replaying what the catalog holds: committing would move its offset back.
+            return Ok(());
+        }
+        let moved = run.committed != Some(run.next);
+        if run.curator.pending().is_empty() && !moved {
+            return Ok(());
+        }
+        let snapshot_due = run
+            .last_snapshot
+            .is_none_or(|t| t.elapsed() >= self.ctx.options.snapshot_interval);
+        let snapshot = snapshot_due.then(|| run.curator.snapshot()).transpose()?;
+        if snapshot.is_some() {
+            run.last_snapshot = Some(Instant::now());
+        }
+        let job = CommitJob {
+            partition,
+            epoch: run.epoch,
+            expected: run.committed,
+            next: run.next,
+            pending: run.curator.take_pending(),
+            snapshot,
+            open_sessions: run.curator.open_sessions(),
+        };
+        run.committed = Some(run.next);
+        run.first_pending = None;
+        self.committer.queue(job)
+    }
+
+    /// Waits for the committer's next answer and takes it in.
+    pub(super) async fn wait_for_commits(&mut self) -> Result<(), StageError> {
+        if let Some(answer) = self.committer.next().await {
+            let (done, retries) = answer?;
+            self.answered(done, retries);
+        }
+        Ok(())
+    }
+
+    /// Every queued batch committed (or fenced off).
+    pub(super) async fn drain(&mut self) -> Result<(), StageError> {
+        while self.committer.in_flight() > 0 {
+            self.wait_for_commits().await?;
+        }
+        Ok(())
+    }
+
+    pub(super) fn answered(&mut self, done: Vec<CommitDone>, retries: u64) {
+        self.report.retries += retries;
+        let mut offsets = TopicPartitionList::new();
+        for done in done {
+            self.latencies.push(done.seconds * 1000.0);
+            let current = self
+                .runs
+                .get(&done.partition)
+                .is_some_and(|run| run.epoch == done.epoch);
+            if !done.committed {
+                self.report.fenced += 1;
+                if current {
+                    // Another consumer owns the partition's offsets now; if the partition is
+                    // still ours, its next message reopens it from the catalog.
+                    self.runs.remove(&done.partition);
+                }
+                continue;
+            }
+            self.report.commits += 1;
+            self.report.triplets += done.triplets;
+            self.report.files += done.files;
+            self.report.dead_letters_stored += done.dead_letters;
+            let _ = offsets.add_partition_offset(
+                &self.ctx.options.topic,
+                done.partition,
+                Offset::Offset(done.next),
+            );
+        }
+        if let Some(consumer) = self.ctx.consumer
+            && offsets.count() > 0
+            && let Err(e) = consumer.commit(&offsets, CommitMode::Async)
+        {
+            // Only lag tools read these offsets; the catalog's are authoritative.
+            warn!(error = %e, "kafka offset commit failed");
+        }
+    }
+
+    /// The end of the input (idle, or the files read to their end): buffered events become
+    /// dead letters and every closed window is written, its day final or not.
+    pub(super) async fn end_inputs(&mut self) -> Result<(), StageError> {
+        let mut partitions: Vec<i32> = self.runs.keys().copied().collect();
+        partitions.sort_unstable();
+        for partition in partitions {
+            if let Some(run) = self.runs.get_mut(&partition) {
+                if run.next < run.replay_until {
+                    warn!(
+                        partition,
+                        next = run.next,
+                        committed = run.replay_until,
+                        "idle before catching up with the catalog: input not ended"
+                    );
+                    continue;
+                }
+                run.curator.end_of_input().await?;
+                run.last_snapshot = None;
+            }
+            self.queue_commit(partition)?;
+        }
+        Ok(())
+    }
+
+    /// Queues what every partition has pending, then waits for all of it.
+    pub(super) async fn commit_everything(&mut self) -> Result<(), StageError> {
+        let partitions: Vec<i32> = self.runs.keys().copied().collect();
+        for partition in partitions {
+            self.queue_commit(partition)?;
+        }
+        self.drain().await
+    }
+
+    /// Seconds since the first message, less `idle`.
+    pub(super) fn busy_seconds(&self, idle: Duration) -> f64 {
+        self.first_message
+            .map_or(0.0, |t| t.elapsed().saturating_sub(idle).as_secs_f64())
+    }
+}
