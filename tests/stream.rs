@@ -168,6 +168,35 @@ fn copy_share(brokers: &str, from: &str, to: &str, partitions: i32, (start, end)
     producer.flush(Duration::from_secs(30)).unwrap();
 }
 
+/// Batch `curate` over `events` into `out`, without a catalog: what every stream must write.
+async fn batch_curate(
+    events: &Path,
+    out: &Path,
+) -> (
+    social_reward::curate::CurateSummary,
+    BTreeMap<String, Vec<u8>>,
+) {
+    let summary = curate(
+        &CurateOptions {
+            events: vec![events.to_path_buf()],
+            images: None,
+            out: out.display().to_string(),
+            config: config(),
+            limits: Limits::default(),
+            now: Timestamp::now(),
+            dedup_horizon_hours: 6.0,
+            image_dedup: ImageDedup::Off,
+            truth: None,
+            run_id: "batch".into(),
+            progress: false,
+        },
+        None,
+    )
+    .await
+    .unwrap();
+    (summary, triplet_files(out))
+}
+
 fn options(brokers: &str, group: &str, out: &Path) -> StreamOptions {
     StreamOptions {
         input: StreamInput::Kafka {
@@ -210,26 +239,7 @@ async fn streaming_equals_batch_and_survives_crashes() {
     let events = common::simulate_to_kafka(dir.path(), &brokers, "events", scenario).events;
     let lines = std::fs::read_to_string(&events).unwrap().lines().count() as u64;
 
-    let batch_out = dir.path().join("batch");
-    let batch = curate(
-        &CurateOptions {
-            events: vec![events.clone()],
-            images: None,
-            out: batch_out.display().to_string(),
-            config: config(),
-            limits: Limits::default(),
-            now: Timestamp::now(),
-            dedup_horizon_hours: 6.0,
-            image_dedup: ImageDedup::Off,
-            truth: None,
-            run_id: "batch".into(),
-            progress: false,
-        },
-        None,
-    )
-    .await
-    .unwrap();
-    let expected = triplet_files(&batch_out);
+    let (batch, expected) = batch_curate(&events, &dir.path().join("batch")).await;
     assert!(batch.triplets > 20, "{batch:?}");
     assert!(expected.len() >= 3, "{:?}", expected.keys());
 
@@ -549,26 +559,7 @@ async fn the_file_input_streams_like_kafka_on_sqlite() {
     .events;
     let lines = std::fs::read_to_string(&events).unwrap().lines().count() as u64;
 
-    let batch_out = dir.path().join("batch");
-    let batch = curate(
-        &CurateOptions {
-            events: vec![events.clone()],
-            images: None,
-            out: batch_out.display().to_string(),
-            config: config(),
-            limits: Limits::default(),
-            now: Timestamp::now(),
-            dedup_horizon_hours: 6.0,
-            image_dedup: ImageDedup::Off,
-            truth: None,
-            run_id: "batch".into(),
-            progress: false,
-        },
-        None,
-    )
-    .await
-    .unwrap();
-    let expected = triplet_files(&batch_out);
+    let (batch, expected) = batch_curate(&events, &dir.path().join("batch")).await;
     assert!(batch.triplets > 20, "{batch:?}");
 
     let url = format!("sqlite:{}", dir.path().join("catalog.db").display());
