@@ -6,37 +6,19 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use common::streaming::{batch_curate, config, triplet_files};
 use rand::{Rng, SeedableRng};
 use rdkafka::mocking::MockCluster;
 use serde::Serialize;
-use social_reward::curate::{CurateConfig, CurateOptions, ImageDedup, curate};
-use social_reward::events::{Limits, Timestamp};
+use social_reward::curate::CurateConfig;
 use social_reward::sources::simulator::Scenario;
 use social_reward::store::Catalog;
 
 const KILLS: usize = 12;
-
-/// Short windows so that a simulated day closes many sessions; low evidence bars so that a
-/// small community still yields triplets.
-fn config() -> CurateConfig {
-    let mut config = CurateConfig {
-        window_hours: 3.0,
-        session_grace_hours: 1.0,
-        allowed_lateness_hours: 0.5,
-        min_views: 3,
-        min_confidence: 0.6,
-        max_cluster_share: 0.2,
-        ..CurateConfig::default()
-    };
-    config.split.val_share = 0.2;
-    config.split.test_share = 0.2;
-    config
-}
 
 /// A pipeline file carrying `config()` to the child process.
 fn pipeline_file(dir: &Path, db: &str) -> std::path::PathBuf {
@@ -61,26 +43,6 @@ fn pipeline_file(dir: &Path, db: &str) -> std::path::PathBuf {
     let path = dir.join("chaos.toml");
     std::fs::write(&path, text).unwrap();
     path
-}
-
-fn triplet_files(root: &Path) -> BTreeMap<String, Vec<u8>> {
-    let mut files = BTreeMap::new();
-    let mut stack = vec![root.join("triplets")];
-    while let Some(dir) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                stack.push(path);
-            } else {
-                let relative = path.strip_prefix(root).unwrap().display().to_string();
-                files.insert(relative, std::fs::read(&path).unwrap());
-            }
-        }
-    }
-    files
 }
 
 /// The partition's next offset in the catalog (0 before the first commit).
@@ -131,26 +93,7 @@ async fn sigkill_at_random_moments_changes_nothing() {
     let events = common::simulate_to_kafka(dir.path(), &brokers, "events", scenario).events;
     let lines = std::fs::read_to_string(&events).unwrap().lines().count() as u64;
 
-    let batch_out = dir.path().join("batch");
-    curate(
-        &CurateOptions {
-            events: vec![events],
-            images: None,
-            out: batch_out.display().to_string(),
-            config: config(),
-            limits: Limits::default(),
-            now: Timestamp::now(),
-            dedup_horizon_hours: 6.0,
-            image_dedup: ImageDedup::Off,
-            truth: None,
-            run_id: "batch".into(),
-            progress: false,
-        },
-        None,
-    )
-    .await
-    .unwrap();
-    let expected = triplet_files(&batch_out);
+    let (_, expected) = batch_curate(&events, &dir.path().join("batch")).await;
     assert!(expected.len() >= 3, "{:?}", expected.keys());
 
     let db = common::ScratchDatabase::create("chaos").await;

@@ -8,33 +8,17 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
+use common::streaming::{batch_curate, config, triplet_files};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::mocking::MockCluster;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use social_reward::curate::ImageDedup;
 use social_reward::curate::partition::PartitionSettings;
-use social_reward::curate::{CurateConfig, CurateOptions, ImageDedup, curate};
 use social_reward::events::{Limits, Reason, Timestamp};
 use social_reward::pipeline::stream::{StreamInput, StreamOptions, StreamReport, run_stream};
 use social_reward::sources::simulator::Scenario;
 use social_reward::store::Catalog;
-
-/// Short windows so that a simulated day closes many sessions; low evidence bars so that a
-/// small community still yields triplets.
-fn config() -> CurateConfig {
-    let mut config = CurateConfig {
-        window_hours: 3.0,
-        session_grace_hours: 1.0,
-        allowed_lateness_hours: 0.5,
-        min_views: 3,
-        min_confidence: 0.6,
-        max_cluster_share: 0.2,
-        ..CurateConfig::default()
-    };
-    config.split.val_share = 0.2;
-    config.split.test_share = 0.2;
-    config
-}
 
 fn settings() -> PartitionSettings {
     PartitionSettings {
@@ -45,27 +29,6 @@ fn settings() -> PartitionSettings {
         image_dedup: ImageDedup::Off,
         images: None,
     }
-}
-
-/// Every file under `root/triplets`, by relative path.
-fn triplet_files(root: &Path) -> BTreeMap<String, Vec<u8>> {
-    let mut files = BTreeMap::new();
-    let mut stack = vec![root.join("triplets")];
-    while let Some(dir) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                stack.push(path);
-            } else {
-                let relative = path.strip_prefix(root).unwrap().display().to_string();
-                files.insert(relative, std::fs::read(&path).unwrap());
-            }
-        }
-    }
-    files
 }
 
 fn free_local_addr() -> std::net::SocketAddr {
@@ -166,35 +129,6 @@ fn copy_share(brokers: &str, from: &str, to: &str, partitions: i32, (start, end)
         }
     }
     producer.flush(Duration::from_secs(30)).unwrap();
-}
-
-/// Batch `curate` over `events` into `out`, without a catalog: what every stream must write.
-async fn batch_curate(
-    events: &Path,
-    out: &Path,
-) -> (
-    social_reward::curate::CurateSummary,
-    BTreeMap<String, Vec<u8>>,
-) {
-    let summary = curate(
-        &CurateOptions {
-            events: vec![events.to_path_buf()],
-            images: None,
-            out: out.display().to_string(),
-            config: config(),
-            limits: Limits::default(),
-            now: Timestamp::now(),
-            dedup_horizon_hours: 6.0,
-            image_dedup: ImageDedup::Off,
-            truth: None,
-            run_id: "batch".into(),
-            progress: false,
-        },
-        None,
-    )
-    .await
-    .unwrap();
-    (summary, triplet_files(out))
 }
 
 fn options(brokers: &str, group: &str, out: &Path) -> StreamOptions {

@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod streaming;
+
 use std::path::Path;
 
 use social_reward::sources::kafka::KafkaTarget;

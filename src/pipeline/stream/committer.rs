@@ -75,7 +75,6 @@ pub(super) struct Committer {
     answers: mpsc::UnboundedReceiver<Answer>,
     /// Messages of each job in flight, oldest first (groups are answered in queue order).
     in_flight: std::collections::VecDeque<u64>,
-    in_flight_messages: u64,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -95,7 +94,6 @@ impl Committer {
             jobs,
             answers,
             in_flight: std::collections::VecDeque::new(),
-            in_flight_messages: 0,
             task,
         }
     }
@@ -107,13 +105,11 @@ impl Committer {
     /// Messages whose commit has not been answered: what a crash now would make the next run
     /// read again.
     pub(super) fn in_flight_messages(&self) -> u64 {
-        self.in_flight_messages
+        self.in_flight.iter().sum()
     }
 
     fn settled(&mut self, jobs: usize) {
-        for messages in self.in_flight.drain(..jobs.min(self.in_flight.len())) {
-            self.in_flight_messages -= messages;
-        }
+        self.in_flight.drain(..jobs.min(self.in_flight.len()));
     }
 
     pub(super) fn queue(&mut self, job: CommitJob) -> Result<(), StageError> {
@@ -122,7 +118,6 @@ impl Committer {
             .send(job)
             .map_err(|_| failed("the commit task stopped"))?;
         self.in_flight.push_back(messages);
-        self.in_flight_messages += messages;
         Ok(())
     }
 
