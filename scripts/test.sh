@@ -25,6 +25,14 @@ if ! python3 -c "import moto.server, flask" 2>/dev/null; then
   python3 -m pip install -q "moto[server]"
 fi
 
+# The crash test also runs against tansu, a Kafka-protocol broker in a process of its own
+# (crates.io; ~25 min to build on 2 cores, once: it stays in ~/.cargo/bin).
+if [ -z "${SOCIAL_REWARD_TANSU:-}" ] && ! command -v tansu >/dev/null && [ ! -x "$HOME/.cargo/bin/tansu" ]; then
+  echo "installing tansu 0.6.0"
+  CARGO_TARGET_DIR="$HOME/.cache/social-reward/tansu-target" \
+    cargo install tansu --version 0.6.0 --locked --features libsql,dynostore
+fi
+
 # The catalog tests run against a real PostgreSQL at 127.0.0.1:5432.
 export SOCIAL_REWARD_TEST_POSTGRES_URL="${SOCIAL_REWARD_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}"
 if command -v pg_isready >/dev/null && ! pg_isready -q -h 127.0.0.1 -p 5432; then

@@ -101,6 +101,10 @@ struct SimulateArgs {
     /// Topic for --to-kafka.
     #[arg(long, requires = "to_kafka")]
     topic: Option<String>,
+    /// With --to-kafka: produce at most this many events a second (crash checks on a live
+    /// stream, `scripts/chaos.sh`).
+    #[arg(long, requires = "to_kafka", value_name = "EVENTS")]
+    kafka_rate: Option<u64>,
 }
 
 #[derive(Args)]
@@ -325,10 +329,13 @@ fn simulate(args: SimulateArgs, progress: bool) -> Result<simulator::SimulationS
         image_size: args.image_size,
         gzip: args.gzip,
         progress,
-        kafka: args
-            .to_kafka
-            .zip(args.topic)
-            .map(|(brokers, topic)| social_reward::sources::kafka::KafkaTarget { brokers, topic }),
+        kafka: args.to_kafka.zip(args.topic).map(|(brokers, topic)| {
+            social_reward::sources::kafka::KafkaTarget {
+                brokers,
+                topic,
+                per_second: args.kafka_rate,
+            }
+        }),
     };
     Ok(simulator::simulate(&options)?)
 }

@@ -46,6 +46,45 @@ fn each_hostile_line_gets_its_expected_outcome() {
     assert!(intake.counts().is_balanced());
 }
 
+/// Batch curation takes records in runs (`accept_run`, which parses a run before
+/// de-duplicating it); the stream takes them one by one. Both must decide alike.
+#[test]
+fn runs_of_records_are_decided_as_one_by_one() {
+    let now = Timestamp::parse_rfc3339(NOW).unwrap();
+    let validator = || Validator::new(Default::default(), now).unwrap();
+    let (mut single, mut runs) = (Intake::new(validator(), 6.0), Intake::new(validator(), 6.0));
+    let mut reader = JsonlReader::open(Path::new(CORPUS), 1 << 20).unwrap();
+    let mut records = Vec::new();
+    while let Some(record) = reader.next_record().unwrap() {
+        records.push((record.payload.to_vec(), record.raw_len));
+    }
+    // The corpus twice over: the second pass is all duplicates or the same dead letters.
+    records.extend(records.clone());
+    let position = |i: usize| SourcePosition::File {
+        path: CORPUS.into(),
+        line: i as u64 + 1,
+    };
+    let describe = |outcome: &Outcome<'_>| match outcome {
+        Outcome::Valid(event) => format!("valid {}", event.event_id()),
+        Outcome::Duplicate => "duplicate".to_owned(),
+        Outcome::Dead(letter) => format!("{} at {}", letter.reason.as_str(), letter.position),
+    };
+    let one_by_one: Vec<String> = records
+        .iter()
+        .enumerate()
+        .map(|(i, (payload, raw_len))| describe(&single.accept(payload, *raw_len, || position(i))))
+        .collect();
+    let mut in_runs = Vec::new();
+    for (run, chunk) in records.chunks(7).enumerate() {
+        let borrowed: Vec<(&[u8], u64)> = chunk.iter().map(|(p, n)| (p.as_slice(), *n)).collect();
+        let outcomes = runs.accept_run(&borrowed, |i| position(run * 7 + i));
+        in_runs.extend(outcomes.iter().map(describe));
+    }
+    assert_eq!(in_runs, one_by_one);
+    assert_eq!(runs.counts(), single.counts());
+    assert!(runs.counts().is_balanced());
+}
+
 #[test]
 fn validate_command_accounts_for_every_line() {
     let dir = tempfile::tempdir().unwrap();

@@ -70,6 +70,7 @@ pub async fn ingest(
         let target = KafkaTarget {
             brokers: brokers.clone(),
             topic: topic.clone(),
+            per_second: None,
         };
         let simulated = simulate_without_images_to(&dir, users, days, Some(target))?;
         let messages = simulated.kafka_messages.unwrap_or(0);

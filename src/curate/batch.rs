@@ -8,17 +8,17 @@ use serde::Serialize;
 use tracing::info;
 
 use crate::events::{
-    DeadLetter, Event, Intake, IntakeCounts, Limits, SourcePosition, Timestamp, Validator,
+    DeadLetter, Event, Intake, IntakeCounts, Limits, Outcome, SourcePosition, Timestamp, Validator,
 };
 use crate::pipeline::StageError;
-use crate::sources::file::JsonlReader;
 use crate::store::{Catalog, ManifestEntry, ObjectRoot};
 
-use super::admit::{admit, settle_unclaimed};
+use super::admit::{Rejections, observe_valid, settle_unclaimed};
 use super::config::CurateConfig;
 use super::curator::{Curator, SuppliedHashes};
 use super::emit::Emitter;
 use super::evaluate::{Evaluation, RawCounts, Truth};
+use super::parsing::{ParsedChunk, parse_files};
 use super::window::{ClosedSession, WindowCounts, Windows};
 
 /// How reposts and near-duplicate pictures are found.
@@ -78,7 +78,7 @@ pub async fn curate(
     let config = &options.config;
     let validator = Validator::new(options.limits.clone(), options.now)?;
     let max_record = validator.limits().max_payload_bytes;
-    let mut intake = Intake::new(validator, options.dedup_horizon_hours);
+    let intake = Intake::new(validator, options.dedup_horizon_hours);
     let mut windows = Windows::new(config);
     let images_root = match (&options.image_dedup, &options.images) {
         (ImageDedup::Pixels, Some(url)) => Some(ObjectRoot::open(url)?),
@@ -139,33 +139,46 @@ pub async fn curate(
     let mut dead: Vec<DeadLetter> = Vec::new();
     let bar = crate::progress::counter(options.progress, "curating events");
     let mut final_before = i64::MIN;
-    for path in &options.events {
-        let mut reader = JsonlReader::open(path, max_record)?;
-        let shown = path.display().to_string();
-        let mut since_advance = 0u32;
-        while let Some(record) = reader.next_record()? {
-            let line = record.line;
+    // Lines are parsed, validated and de-duplicated on a thread of their own; this task counts
+    // them in the windows (see `parsing`).
+    let (chunk_tx, mut chunk_rx) = tokio::sync::mpsc::channel::<ParsedChunk>(4);
+    let paths = options.events.clone();
+    let parser =
+        tokio::task::spawn_blocking(move || parse_files(paths, intake, max_record, chunk_tx));
+    let mut rejections = Rejections::default();
+    let mut since_advance = 0u32;
+    while let Some(chunk) = chunk_rx.recv().await {
+        let path = chunk.path();
+        for admitted in chunk.lines() {
+            let line = admitted.line;
             let position = || SourcePosition::File {
-                path: shown.clone(),
+                path: path.to_owned(),
                 line,
             };
-            let event = admit(
-                &mut intake,
-                &mut windows,
-                record.payload,
-                record.raw_len,
-                position,
-                &mut dead,
-            );
-            if let (Some(raw), Some(event)) = (raw.as_mut(), &event) {
-                raw_count(raw, event);
+            match &admitted.outcome {
+                Outcome::Valid(event) => {
+                    observe_valid(
+                        &mut rejections,
+                        &mut windows,
+                        event,
+                        admitted.payload,
+                        admitted.raw_len,
+                        position,
+                        &mut dead,
+                    );
+                    if let Some(raw) = raw.as_mut() {
+                        raw_count(raw, event);
+                    }
+                }
+                Outcome::Duplicate => {}
+                Outcome::Dead(letter) => dead.push(letter.clone()),
             }
             since_advance += 1;
             if since_advance == 50_000 {
                 bar.inc(u64::from(since_advance));
                 since_advance = 0;
                 let (closed, unclaimed) = windows.advance();
-                settle_unclaimed(&mut intake, unclaimed, &mut dead);
+                settle_unclaimed(&mut rejections, unclaimed, &mut dead);
                 store_letters(catalog, &options.run_id, &mut dead).await?;
                 let moved = windows.final_before() > final_before;
                 final_before = windows.final_before();
@@ -174,12 +187,18 @@ pub async fn curate(
                 }
             }
         }
-        bar.inc(u64::from(since_advance));
     }
+    bar.inc(u64::from(since_advance));
+    // A read error ends the input early: it must fail the run before anything is emitted.
+    let mut intake = parser.await.map_err(|e| StageError::Failed {
+        stage: "curate".into(),
+        message: format!("event parser: {e}"),
+    })??;
     let (closed, unclaimed) = windows.advance();
-    settle_unclaimed(&mut intake, unclaimed, &mut dead);
+    settle_unclaimed(&mut rejections, unclaimed, &mut dead);
     let unclaimed = windows.drain_buffered();
-    settle_unclaimed(&mut intake, unclaimed, &mut dead);
+    settle_unclaimed(&mut rejections, unclaimed, &mut dead);
+    rejections.settle(&mut intake);
     store_letters(catalog, &options.run_id, &mut dead).await?;
     // End of input: what has closed is final, whatever its day.
     if !send(closed, None).await {

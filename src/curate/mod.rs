@@ -23,6 +23,7 @@ pub mod triplets;
 pub mod window;
 
 mod batch;
+mod parsing;
 
 pub use batch::{CurateOptions, CurateSummary, ImageDedup, curate};
 pub use config::{CurateConfig, Split};

@@ -99,7 +99,8 @@ impl PendingCommit {
     }
 }
 
-const SNAPSHOT_VERSION: u32 = 1;
+/// 2: open images keep their counts apart from their records.
+const SNAPSHOT_VERSION: u32 = 2;
 
 #[derive(Serialize)]
 struct SnapshotRef<'a> {

@@ -28,6 +28,9 @@ use crate::events::DeadLetter;
 pub struct KafkaTarget {
     pub brokers: String,
     pub topic: String,
+    /// Produce at most this many messages a second (a live-looking stream for crash checks
+    /// against a broker that hands a consumer everything it holds at once); `None`: no limit.
+    pub per_second: Option<u64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -84,6 +87,8 @@ pub struct KafkaSink {
     counter: DeliveryCounter,
     topic: String,
     sent: u64,
+    per_second: Option<u64>,
+    started: std::time::Instant,
 }
 
 /// How long `finish` waits for the last acknowledgements.
@@ -110,6 +115,8 @@ impl KafkaSink {
             counter,
             topic: target.topic.clone(),
             sent: 0,
+            per_second: target.per_second.filter(|&n| n > 0),
+            started: std::time::Instant::now(),
         })
     }
 
@@ -127,6 +134,12 @@ impl KafkaSink {
             }
         }
         self.sent += 1;
+        if let Some(rate) = self.per_second {
+            let due = Duration::from_secs_f64(self.sent as f64 / rate as f64);
+            if let Some(ahead) = due.checked_sub(self.started.elapsed()) {
+                std::thread::sleep(ahead);
+            }
+        }
         Ok(())
     }
 

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod streaming;
+pub mod tansu;
 
 use std::path::Path;
 
@@ -27,7 +28,22 @@ pub fn simulate_to_kafka(
         kafka: Some(KafkaTarget {
             brokers: brokers.to_owned(),
             topic: topic.to_owned(),
+            per_second: None,
         }),
+    })
+    .unwrap()
+}
+
+/// Simulates `scenario` without pictures into `dir` (`events.jsonl`, `truth.parquet`) only.
+pub fn simulate_to_files(dir: &Path, scenario: Scenario) -> SimulationSummary {
+    simulate(&SimulateOptions {
+        out: dir.to_path_buf(),
+        scenario,
+        images: false,
+        image_size: 64,
+        gzip: false,
+        progress: false,
+        kafka: None,
     })
     .unwrap()
 }

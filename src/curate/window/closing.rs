@@ -122,27 +122,26 @@ impl Windows {
     fn close(&mut self, key: SessionKey) -> Option<ClosedSession> {
         let session = self.sessions.remove(&key)?;
         release_day(&mut self.open_days, session.day);
-        let mut images: Vec<ClosedImage> = session
-            .images
-            .iter()
-            .filter_map(|key| self.open_images.remove(key))
-            .map(|open| {
-                let spam_remixes = open
-                    .remixers
-                    .iter()
-                    .filter(|user| {
-                        let (views, remixes) = self.users.get(user).copied().unwrap_or_default();
-                        self.spam.is_spam(views, remixes)
-                    })
-                    .count() as u32;
-                ClosedImage {
-                    views: open.views,
-                    remixes: open.remixers.len() as u32 - spam_remixes,
-                    spam_remixes,
-                    record: open.record,
-                }
-            })
-            .collect();
+        let mut images: Vec<ClosedImage> = Vec::with_capacity(session.images.len());
+        for key in &session.images {
+            let Some((counts, open)) = self.take_open(key) else {
+                continue;
+            };
+            let spam_remixes = open
+                .remixers
+                .iter()
+                .filter(|user| {
+                    let (views, remixes) = self.users.get(user).copied().unwrap_or_default();
+                    self.spam.is_spam(views, remixes)
+                })
+                .count() as u32;
+            images.push(ClosedImage {
+                views: counts.views,
+                remixes: open.remixers.len() as u32 - spam_remixes,
+                spam_remixes,
+                record: open.record,
+            });
+        }
         images.sort_by(|a, b| {
             (a.record.published_at, &a.record.image_id)
                 .cmp(&(b.record.published_at, &b.record.image_id))

@@ -49,10 +49,21 @@ pub struct WindowCounts {
     pub closed_sessions: u64,
 }
 
+/// What a view of an open image touches: 16 bytes beside its 16-byte key. The open-image
+/// table is probed at random once per event; with whole records in its buckets (~250 bytes)
+/// it spanned hundreds of megabytes and nearly every probe missed the cache more than once.
+#[derive(Clone, Copy, Serialize, Deserialize)]
+struct OpenCounts {
+    published: i64,
+    views: u32,
+    /// Where the image's record and remixers are in `open_slots`.
+    slot: u32,
+}
+
+/// The rest of an open image, touched at its publish, its remixes and its close.
 #[derive(Serialize, Deserialize)]
 struct OpenImage {
     record: ImageRecord,
-    views: u32,
     remixers: Vec<u64>,
 }
 
@@ -85,7 +96,9 @@ pub struct Windows {
     /// Keyed by a seeded 128-bit hash of the image id: a lookup touches no heap string (the
     /// comparison of string keys was an eighth of the hot path, all cache misses), and 128
     /// bits leave collisions out of reach, crafted ids included.
-    open_images: HashMap<u128, OpenImage, BuildHasherDefault<PrehashedHasher>>,
+    open_images: HashMap<u128, OpenCounts, BuildHasherDefault<PrehashedHasher>>,
+    open_slots: Vec<Option<OpenImage>>,
+    free_slots: Vec<u32>,
     key_seed: u64,
     sessions: FastMap<SessionKey, OpenSession>,
     /// Candidate closing times; stale entries (the session grew since) are skipped.
@@ -144,6 +157,8 @@ impl Windows {
             spam: config.spam.clone(),
             newest: i64::MIN,
             open_images: HashMap::default(),
+            open_slots: Vec::new(),
+            free_slots: Vec::new(),
             key_seed: random_seed(),
             sessions: fast_map(),
             closing: BinaryHeap::new(),
@@ -265,23 +280,28 @@ impl Windows {
         session.close_at = session.close_at.max(close_at);
         let close_at = session.close_at;
         self.closing.push(Reverse((close_at, key)));
-        let mut open = OpenImage {
-            record,
+        let mut counts = OpenCounts {
+            published,
             views: 0,
-            remixers: Vec::new(),
+            slot: 0,
         };
+        let mut remixers = Vec::new();
         if let Some(orphans) = self.orphans.remove(image_id) {
             for orphan in orphans {
                 self.counts.buffered -= 1;
-                if in_window(orphan.ts, published, self.window) {
-                    open.count(orphan.is_remix, orphan.user);
-                    self.counts.counted += 1;
-                } else {
+                if !in_window(orphan.ts, published, self.window) {
                     self.counts.outside_window += 1;
+                    continue;
                 }
+                match orphan.is_remix {
+                    true => remixers.push(orphan.user),
+                    false => counts.views += 1,
+                }
+                self.counts.counted += 1;
             }
         }
-        self.open_images.insert(open_key, open);
+        counts.slot = self.store_open(OpenImage { record, remixers });
+        self.open_images.insert(open_key, counts);
         Observation::Counted
     }
 
@@ -295,13 +315,15 @@ impl Windows {
         position: impl FnOnce() -> SourcePosition,
     ) -> Observation {
         if let Some(open) = self.open_images.get_mut(&open_key(self.key_seed, image_id)) {
-            let published = open.record.published_at.as_micros();
-            return if in_window(ts, published, self.window) {
-                open.count(is_remix, user);
-                Observation::Counted
-            } else {
-                Observation::OutsideWindow
-            };
+            if !in_window(ts, open.published, self.window) {
+                return Observation::OutsideWindow;
+            }
+            if !is_remix {
+                open.views += 1;
+            } else if let Some(Some(image)) = self.open_slots.get_mut(open.slot as usize) {
+                image.remixers.push(user);
+            }
+            return Observation::Counted;
         }
         if let Some(&published) = self.closed_images.get(&image_key(image_id)) {
             return if in_window(ts, published, self.window) {
@@ -335,13 +357,27 @@ impl Windows {
     }
 }
 
-impl OpenImage {
-    fn count(&mut self, is_remix: bool, user: u64) {
-        if is_remix {
-            self.remixers.push(user);
-        } else {
-            self.views += 1;
+impl Windows {
+    /// Stores an open image's record in a free slot and returns the slot.
+    fn store_open(&mut self, image: OpenImage) -> u32 {
+        match self.free_slots.pop() {
+            Some(slot) => {
+                self.open_slots[slot as usize] = Some(image);
+                slot
+            }
+            None => {
+                self.open_slots.push(Some(image));
+                (self.open_slots.len() - 1) as u32
+            }
         }
+    }
+
+    /// Takes an open image out of the table and its slot.
+    fn take_open(&mut self, key: &u128) -> Option<(OpenCounts, OpenImage)> {
+        let counts = self.open_images.remove(key)?;
+        let image = self.open_slots.get_mut(counts.slot as usize)?.take()?;
+        self.free_slots.push(counts.slot);
+        Some((counts, image))
     }
 }
 

@@ -1,0 +1,157 @@
+//! A real Kafka-protocol broker in a process of its own: tansu 0.6 with SQLite storage (its
+//! memory storage lost records in a resume check; SQLite kept all of them).
+//!
+//! `scripts/test.sh` installs it (`cargo install tansu --locked --features libsql,dynostore`)
+//! when it is missing; `SOCIAL_REWARD_TANSU` names another binary.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rdkafka::ClientConfig;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+
+pub struct TansuBroker {
+    child: Child,
+    pub brokers: String,
+}
+
+/// The tansu binary: `SOCIAL_REWARD_TANSU`, else on the PATH, else where `cargo install` puts it.
+pub fn binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("SOCIAL_REWARD_TANSU") {
+        return PathBuf::from(path);
+    }
+    let on_path = std::env::var_os("PATH").into_iter().flat_map(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join("tansu"))
+            .collect::<Vec<_>>()
+    });
+    let cargo_home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")));
+    let installed = cargo_home.map(|home| home.join("bin").join("tansu"));
+    on_path
+        .chain(installed)
+        .find(|candidate| candidate.is_file())
+        .unwrap_or_else(|| {
+            panic!(
+                "this test needs the tansu broker: `cargo install tansu --locked --features \
+                 libsql,dynostore` (scripts/test.sh does it), or SOCIAL_REWARD_TANSU=/path/to/tansu"
+            )
+        })
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|addr| addr.port())
+        .expect("a free loopback port")
+}
+
+impl TansuBroker {
+    /// Starts a broker storing into `dir/tansu.db` and waits until it accepts connections.
+    pub fn start(dir: &Path) -> Self {
+        let port = free_port();
+        let url = format!("tcp://127.0.0.1:{port}");
+        let log = std::fs::File::create(dir.join("tansu.log")).expect("tansu log file");
+        // tansu 0.6 reads the file of a `sqlite://` URL relative to its working directory (an
+        // absolute path gets the directory prepended), so it runs inside `dir`.
+        let child = Command::new(binary())
+            .current_dir(dir)
+            .args(["broker", "--storage-engine", "sqlite://tansu.db"])
+            .args(["--listener-url", &url, "--advertised-listener-url", &url])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("tansu starts");
+        let broker = Self {
+            child,
+            brokers: format!("127.0.0.1:{port}"),
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(&broker.brokers).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "tansu did not listen on {} within 30 s (see {})",
+                broker.brokers,
+                dir.join("tansu.log").display()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        broker
+    }
+
+    /// Creates `topic` through the Kafka admin protocol (CreateTopics).
+    pub async fn create_topic(&self, topic: &str, partitions: i32) {
+        let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+            .set("bootstrap.servers", &self.brokers)
+            .create()
+            .expect("admin client");
+        let results = admin
+            .create_topics(
+                &[NewTopic::new(topic, partitions, TopicReplication::Fixed(1))],
+                &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
+            )
+            .await
+            .expect("CreateTopics answered");
+        for result in results {
+            result.unwrap_or_else(|(name, code)| panic!("creating {name}: {code}"));
+        }
+    }
+}
+
+/// Produces every line of `events` to partition 0 of `topic` at about `per_second`, on a thread
+/// of its own: a broker that hands a consumer the whole topic in one fetch would otherwise let
+/// it finish before anything could interrupt it.
+pub fn produce_paced(
+    brokers: &str,
+    topic: &str,
+    events: &Path,
+    per_second: u64,
+) -> std::thread::JoinHandle<u64> {
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("enable.idempotence", "true")
+        .set("linger.ms", "5")
+        .create()
+        .expect("producer");
+    let lines = std::fs::read_to_string(events).expect("events file");
+    let topic = topic.to_owned();
+    std::thread::spawn(move || {
+        let burst = (per_second / 10).max(1) as usize;
+        let mut produced = 0;
+        for chunk in lines.lines().collect::<Vec<_>>().chunks(burst) {
+            for line in chunk {
+                let mut record = BaseRecord::<(), str>::to(&topic)
+                    .payload(*line)
+                    .partition(0);
+                loop {
+                    match producer.send(record) {
+                        Ok(()) => break,
+                        Err((_, back)) => {
+                            record = back;
+                            producer.poll(Duration::from_millis(10));
+                        }
+                    }
+                }
+                produced += 1;
+            }
+            producer.poll(Duration::ZERO);
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        producer
+            .flush(Duration::from_secs(30))
+            .expect("every line produced");
+        produced
+    })
+}
+
+impl Drop for TansuBroker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
