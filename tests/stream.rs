@@ -473,24 +473,13 @@ async fn broker_faults_change_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_file_input_streams_like_kafka_on_sqlite() {
     let dir = tempfile::tempdir().unwrap();
-    let events = social_reward::sources::simulator::simulate(
-        &social_reward::sources::simulator::SimulateOptions {
-            out: dir.path().to_path_buf(),
-            scenario: Scenario {
-                users: 300,
-                days: 1.5,
-                seed: 23,
-                ..Scenario::default()
-            },
-            images: false,
-            image_size: 64,
-            gzip: false,
-            progress: false,
-            kafka: None,
-        },
-    )
-    .unwrap()
-    .events;
+    let scenario = Scenario {
+        users: 300,
+        days: 1.5,
+        seed: 23,
+        ..Scenario::default()
+    };
+    let events = common::simulate_to_files(dir.path(), scenario).events;
     let lines = std::fs::read_to_string(&events).unwrap().lines().count() as u64;
 
     let (batch, expected) = batch_curate(&events, &dir.path().join("batch")).await;

@@ -18,24 +18,24 @@ pub fn simulate_to_kafka(
     topic: &str,
     scenario: Scenario,
 ) -> SimulationSummary {
-    simulate(&SimulateOptions {
-        out: dir.to_path_buf(),
-        scenario,
-        images: false,
-        image_size: 64,
-        gzip: false,
-        progress: false,
-        kafka: Some(KafkaTarget {
-            brokers: brokers.to_owned(),
-            topic: topic.to_owned(),
-            per_second: None,
-        }),
-    })
-    .unwrap()
+    let target = KafkaTarget {
+        brokers: brokers.to_owned(),
+        topic: topic.to_owned(),
+        per_second: None,
+    };
+    simulate_without_images(dir, scenario, Some(target))
 }
 
 /// Simulates `scenario` without pictures into `dir` (`events.jsonl`, `truth.parquet`) only.
 pub fn simulate_to_files(dir: &Path, scenario: Scenario) -> SimulationSummary {
+    simulate_without_images(dir, scenario, None)
+}
+
+fn simulate_without_images(
+    dir: &Path,
+    scenario: Scenario,
+    kafka: Option<KafkaTarget>,
+) -> SimulationSummary {
     simulate(&SimulateOptions {
         out: dir.to_path_buf(),
         scenario,
@@ -43,7 +43,7 @@ pub fn simulate_to_files(dir: &Path, scenario: Scenario) -> SimulationSummary {
         image_size: 64,
         gzip: false,
         progress: false,
-        kafka: None,
+        kafka,
     })
     .unwrap()
 }
