@@ -49,24 +49,6 @@ pub struct WindowCounts {
     pub closed_sessions: u64,
 }
 
-/// What a view of an open image touches: 16 bytes beside its 16-byte key. The open-image
-/// table is probed at random once per event; with whole records in its buckets (~250 bytes)
-/// it spanned hundreds of megabytes and nearly every probe missed the cache more than once.
-#[derive(Clone, Copy, Serialize, Deserialize)]
-struct OpenCounts {
-    published: i64,
-    views: u32,
-    /// Where the image's record and remixers are in `open_slots`.
-    slot: u32,
-}
-
-/// The rest of an open image, touched at its publish, its remixes and its close.
-#[derive(Serialize, Deserialize)]
-struct OpenImage {
-    record: ImageRecord,
-    remixers: Vec<u64>,
-}
-
 #[derive(Serialize, Deserialize)]
 struct OpenSession {
     images: Vec<u128>,
@@ -357,30 +339,6 @@ impl Windows {
     }
 }
 
-impl Windows {
-    /// Stores an open image's record in a free slot and returns the slot.
-    fn store_open(&mut self, image: OpenImage) -> u32 {
-        match self.free_slots.pop() {
-            Some(slot) => {
-                self.open_slots[slot as usize] = Some(image);
-                slot
-            }
-            None => {
-                self.open_slots.push(Some(image));
-                (self.open_slots.len() - 1) as u32
-            }
-        }
-    }
-
-    /// Takes an open image out of the table and its slot.
-    fn take_open(&mut self, key: &u128) -> Option<(OpenCounts, OpenImage)> {
-        let counts = self.open_images.remove(key)?;
-        let image = self.open_slots.get_mut(counts.slot as usize)?.take()?;
-        self.free_slots.push(counts.slot);
-        Some((counts, image))
-    }
-}
-
 fn release_day(open_days: &mut BTreeMap<i64, u32>, day: i64) {
     if let Some(count) = open_days.get_mut(&day) {
         *count -= 1;
@@ -395,6 +353,8 @@ fn in_window(ts: i64, published: i64, window: i64) -> bool {
 }
 
 mod closing;
+mod open;
+use open::{OpenCounts, OpenImage};
 
 #[cfg(test)]
 mod tests {
