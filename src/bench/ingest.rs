@@ -13,7 +13,7 @@ use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use serde::Serialize;
 
 use crate::pipeline::StageError;
-use crate::sources::kafka::KafkaTarget;
+use crate::sources::kafka::{KafkaTarget, consumer_config};
 
 use super::{peak_rss_mib_of, simulate_without_images_to};
 
@@ -143,10 +143,7 @@ fn bare_loop(
     partitions: i32,
     expected: u64,
 ) -> Result<f64, StageError> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("group.id", format!("bare-{topic}"))
-        .set("enable.auto.commit", "false")
+    let consumer: BaseConsumer = consumer_config(brokers, &format!("bare-{topic}"))
         .create()
         .map_err(failed)?;
     let mut assignment = TopicPartitionList::new();

@@ -41,17 +41,17 @@ impl Rejections {
     }
 }
 
-/// Takes one record through the intake and the windows. Returns the valid event (whether the
-/// windows counted it or refused it), for callers that also keep their own tallies.
+/// Takes a record the intake has judged through the windows. Returns the valid event (whether
+/// the windows counted it or refused it), for callers that also keep their own tallies.
 pub fn admit<'a>(
     intake: &mut Intake,
     windows: &mut Windows,
-    payload: &'a [u8],
+    outcome: Outcome<'a>,
+    payload: &[u8],
     raw_len: u64,
     position: impl Fn() -> SourcePosition,
     letters: &mut Vec<DeadLetter>,
 ) -> Option<Event<'a>> {
-    let outcome = intake.accept(payload, raw_len, &position);
     match outcome {
         Outcome::Valid(event) => {
             observe_valid(intake, windows, &event, payload, raw_len, position, letters);

@@ -13,8 +13,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::events::dedup::EventIdDedup;
 use crate::events::{
-    DeadLetter, Event, EventKind, Intake, IntakeCounts, Limits, Publish, SourcePosition, Timestamp,
-    Validator,
+    DeadLetter, Event, EventKind, Intake, IntakeCounts, Limits, Parsed, Publish, SourcePosition,
+    Timestamp, Validator,
 };
 use crate::pipeline::StageError;
 use crate::store::{CounterDelta, ObjectRoot};
@@ -196,19 +196,27 @@ impl PartitionCurator {
         self.windows.counts().open_sessions
     }
 
-    /// Folds one message in (`payload` may be cut short of its true length `raw_len`). With
-    /// `record = false` (replay) only memory changes. Returns the kind of a valid event.
+    /// Folds one message in, parsed by [`parse_record`] with the settings' limits (`payload`
+    /// may be cut short of its true length `raw_len`). With `record = false` (replay) only
+    /// memory changes. Returns the kind of a valid event.
+    ///
+    /// [`parse_record`]: crate::events::parse_record
     pub async fn observe(
         &mut self,
+        parsed: Parsed<'_>,
         payload: &[u8],
         raw_len: u64,
         position: impl Fn() -> SourcePosition,
         record: bool,
     ) -> Result<Option<EventKind>, StageError> {
+        let outcome = self
+            .intake
+            .accept_parsed(parsed, payload, raw_len, &position);
         let mut letters = Vec::new();
         let event = admit(
             &mut self.intake,
             &mut self.windows,
+            outcome,
             payload,
             raw_len,
             position,

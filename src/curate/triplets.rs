@@ -173,12 +173,21 @@ pub fn to_frame(rows: &[Triplet]) -> PolarsResult<DataFrame> {
     ])
 }
 
+/// Files with fewer rows than this are not compressed: a zstd context costs more to set up
+/// than a page of a few rows could save (a stream cut into many partitions writes many such
+/// files, and setting up contexts was the largest part of its commits).
+const COMPRESSED_FROM_ROWS: usize = 256;
+
 /// Parquet bytes for one partition; the same rows always give the same bytes.
 pub fn encode_parquet(rows: &[Triplet]) -> PolarsResult<Vec<u8>> {
     let mut frame = to_frame(rows)?;
     let mut bytes = Vec::new();
+    let compression = match rows.len() >= COMPRESSED_FROM_ROWS {
+        true => ParquetCompression::Zstd(None),
+        false => ParquetCompression::Uncompressed,
+    };
     ParquetWriter::new(&mut bytes)
-        .with_compression(ParquetCompression::Zstd(None))
+        .with_compression(compression)
         .finish(&mut frame)?;
     Ok(bytes)
 }

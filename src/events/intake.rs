@@ -10,6 +10,32 @@ use super::dedup::EventIdDedup;
 use super::model::{Event, EventKind};
 use super::validate::Validator;
 
+/// A record that parsed as a valid event, with its id's hash for the de-duplication that
+/// follows.
+#[derive(Clone)]
+pub struct ParsedEvent<'a> {
+    pub event: Event<'a>,
+    pub id_hash: u64,
+}
+
+/// What a record parses to before de-duplication.
+pub type Parsed<'a> = Result<ParsedEvent<'a>, Rejection>;
+
+/// The stateless half of intake: whether the record is a valid event at all. It needs no
+/// memory of other records, so a consumer can run it on a thread of its own.
+pub fn parse_record<'a>(validator: &Validator, payload: &'a [u8], raw_len: u64) -> Parsed<'a> {
+    let limit = validator.limits().max_payload_bytes as u64;
+    if raw_len > limit {
+        return Err(Rejection::new(
+            Reason::PayloadTooLarge,
+            format!("{raw_len} bytes, limit {limit}"),
+        ));
+    }
+    let event = validator.parse(payload)?;
+    let id_hash = EventIdDedup::hash(event.event_id());
+    Ok(ParsedEvent { event, id_hash })
+}
+
 pub enum Outcome<'a> {
     Valid(Event<'a>),
     Duplicate,
@@ -88,26 +114,8 @@ impl Intake {
         raw_len: u64,
         position: impl FnOnce() -> SourcePosition,
     ) -> Outcome<'a> {
-        self.counts.lines += 1;
-        let limit = self.validator.limits().max_payload_bytes as u64;
-        let parsed = if raw_len > limit {
-            Err(Rejection::new(
-                Reason::PayloadTooLarge,
-                format!("{raw_len} bytes, limit {limit}"),
-            ))
-        } else {
-            self.validator.parse(payload)
-        };
-        match parsed {
-            Ok(event) => {
-                let hash = EventIdDedup::hash(event.event_id());
-                self.count_valid(event, hash)
-            }
-            Err(rejection) => {
-                self.counts.count_dead(rejection.reason);
-                Outcome::Dead(DeadLetter::new(payload, raw_len, rejection, position()))
-            }
-        }
+        let parsed = parse_record(&self.validator, payload, raw_len);
+        self.accept_parsed(parsed, payload, raw_len, position)
     }
 
     /// `accept` over a run of records, with the same outcomes and counts record by record. All
@@ -118,20 +126,12 @@ impl Intake {
         records: &[(&'a [u8], u64)],
         position: impl Fn(usize) -> SourcePosition,
     ) -> Vec<Outcome<'a>> {
-        let limit = self.validator.limits().max_payload_bytes as u64;
-        let parsed: Vec<Result<(Event<'a>, u64), Rejection>> = records
+        let parsed: Vec<Parsed<'a>> = records
             .iter()
             .map(|&(payload, raw_len)| {
-                if raw_len > limit {
-                    return Err(Rejection::new(
-                        Reason::PayloadTooLarge,
-                        format!("{raw_len} bytes, limit {limit}"),
-                    ));
-                }
-                let event = self.validator.parse(payload)?;
-                let hash = EventIdDedup::hash(event.event_id());
-                self.dedup.prefetch(hash, event.ts());
-                Ok((event, hash))
+                let parsed = parse_record(&self.validator, payload, raw_len);
+                self.prefetch(&parsed);
+                parsed
             })
             .collect();
         parsed
@@ -139,16 +139,35 @@ impl Intake {
             .zip(records)
             .enumerate()
             .map(|(i, (parsed, &(payload, raw_len)))| {
-                self.counts.lines += 1;
-                match parsed {
-                    Ok((event, hash)) => self.count_valid(event, hash),
-                    Err(rejection) => {
-                        self.counts.count_dead(rejection.reason);
-                        Outcome::Dead(DeadLetter::new(payload, raw_len, rejection, position(i)))
-                    }
-                }
+                self.accept_parsed(parsed, payload, raw_len, || position(i))
             })
             .collect()
+    }
+
+    /// Fetches ahead the event-id memory's slot that `accept_parsed` will look at.
+    pub fn prefetch(&self, parsed: &Parsed<'_>) {
+        if let Ok(parsed) = parsed {
+            self.dedup.prefetch(parsed.id_hash, parsed.event.ts());
+        }
+    }
+
+    /// The stateful half of `accept`, for a record parsed by [`parse_record`] (possibly on
+    /// another thread): counted, de-duplicated, or made a dead letter.
+    pub fn accept_parsed<'a>(
+        &mut self,
+        parsed: Parsed<'a>,
+        payload: &[u8],
+        raw_len: u64,
+        position: impl FnOnce() -> SourcePosition,
+    ) -> Outcome<'a> {
+        self.counts.lines += 1;
+        match parsed {
+            Ok(ParsedEvent { event, id_hash }) => self.count_valid(event, id_hash),
+            Err(rejection) => {
+                self.counts.count_dead(rejection.reason);
+                Outcome::Dead(DeadLetter::new(payload, raw_len, rejection, position()))
+            }
+        }
     }
 
     fn count_valid<'a>(&mut self, event: Event<'a>, hash: u64) -> Outcome<'a> {

@@ -10,7 +10,7 @@ pub mod timestamp;
 pub mod validate;
 
 pub use dead_letter::{DeadLetter, Reason, Rejection, SourcePosition};
-pub use intake::{Intake, IntakeCounts, Outcome};
+pub use intake::{Intake, IntakeCounts, Outcome, Parsed, ParsedEvent, parse_record};
 pub use model::{Event, EventKind, Publish, Remix, SCHEMA_VERSION, View};
 pub use timestamp::Timestamp;
 pub use validate::{Limits, Validator};

@@ -3,7 +3,8 @@
 //! consumer). The producer is idempotent (`enable.idempotence`: acks from all in-sync replicas,
 //! no duplicates or reordering on retry), and every delivery is confirmed before `finish`
 //! returns: a message the broker did not take is an error, never a silent loss. The streaming
-//! consumer's dead letters are copied to a topic here as well.
+//! consumer's dead letters are copied to a topic here as well, and the consumer's fetch
+//! settings are kept here beside the producer's.
 
 use std::sync::Arc;
 use std::sync::Mutex;
@@ -22,6 +23,22 @@ use rdkafka::producer::{
 
 use super::simulator::EventSink;
 use crate::events::DeadLetter;
+
+/// How every consumer of the events reads them: the ingest loop, and the bare loop it is
+/// measured against (a baseline with other fetch settings would measure librdkafka's tuning,
+/// not the consumer).
+pub fn consumer_config(brokers: &str, group: &str) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", brokers)
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        // librdkafka's default pauses a partition's fetching for a whole second whenever its
+        // local queue is full: a fast consumer would then wait on the backoff, not on the broker.
+        .set("fetch.queue.backoff.ms", "50");
+    config
+}
 
 /// Where and how to produce.
 #[derive(Debug, Clone)]

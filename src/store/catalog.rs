@@ -433,7 +433,7 @@ impl Catalog {
         let new_files;
         on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
-            upsert_emitted_image_rows!(tx, run_id, now, images);
+            tx.upsert_emitted(run_id, now, images).await?;
             new_files = insert_file_rows!(tx, run_id, now, files);
             tx.commit().await?;
         });

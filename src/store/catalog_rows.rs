@@ -56,43 +56,6 @@ macro_rules! insert_dead_letter_rows {
     }};
 }
 
-macro_rules! upsert_emitted_image_rows {
-    ($tx:expr, $run_id:expr, $now:expr, $images:expr) => {{
-        const SQL: &str = "INSERT INTO images (image_id, creator_id, generation_id, prompt, \
-            image_uri, model, creator_followers, published_at, publish_event_id, views, remixes, \
-            prompt_key, prompt_cluster, phash, emitted_run_id, emitted_at) \
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) \
-            ON CONFLICT (image_id) DO UPDATE SET views = excluded.views, \
-            remixes = excluded.remixes, prompt_key = excluded.prompt_key, \
-            prompt_cluster = excluded.prompt_cluster, phash = excluded.phash, \
-            emitted_run_id = excluded.emitted_run_id, emitted_at = excluded.emitted_at";
-        let (run_id, now, images) = ($run_id, $now, $images);
-        for curated in images {
-            let r = &curated.image.record;
-            sqlx::query(SQL)
-                .bind(r.image_id.as_str())
-                .bind(r.creator_id.as_str())
-                .bind(r.generation_id.as_str())
-                .bind(r.prompt.as_ref())
-                .bind(r.image_uri.as_str())
-                .bind(r.model.as_str())
-                .bind(i64::try_from(r.creator_followers).unwrap_or(i64::MAX))
-                .bind(r.published_at.to_chrono())
-                .bind(r.publish_event_id.as_str())
-                .bind(i64::from(curated.image.views))
-                .bind(i64::from(curated.image.remixes))
-                .bind(curated.prompt_key)
-                .bind(curated.prompt_cluster)
-                // Stored bit for bit: SQL has no unsigned 64-bit integer.
-                .bind(curated.phash.map(|h| h as i64))
-                .bind(run_id)
-                .bind(now)
-                .execute(&mut *$tx)
-                .await?;
-        }
-    }};
-}
-
 macro_rules! insert_file_rows {
     ($tx:expr, $run_id:expr, $now:expr, $files:expr) => {{
         const SQL: &str = "INSERT INTO triplet_files (uri, rows, blake3, split, dt, run_id, \

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use social_reward::sources::kafka::{KafkaSink, KafkaTarget};
 
 pub struct TansuBroker {
     child: Child,
@@ -103,49 +103,27 @@ impl TansuBroker {
     }
 }
 
-/// Produces every line of `events` to partition 0 of `topic` at about `per_second`, on a thread
-/// of its own: a broker that hands a consumer the whole topic in one fetch would otherwise let
-/// it finish before anything could interrupt it.
+/// Produces every line of `events` to `topic` at about `per_second`, on a thread of its own
+/// (the simulator's paced producer): a broker that hands a consumer the whole topic in one fetch
+/// would otherwise let it finish before anything could interrupt it.
 pub fn produce_paced(
     brokers: &str,
     topic: &str,
     events: &Path,
     per_second: u64,
 ) -> std::thread::JoinHandle<u64> {
-    let producer: BaseProducer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("enable.idempotence", "true")
-        .set("linger.ms", "5")
-        .create()
-        .expect("producer");
+    let target = KafkaTarget {
+        brokers: brokers.to_owned(),
+        topic: topic.to_owned(),
+        per_second: Some(per_second),
+    };
     let lines = std::fs::read_to_string(events).expect("events file");
-    let topic = topic.to_owned();
     std::thread::spawn(move || {
-        let burst = (per_second / 10).max(1) as usize;
-        let mut produced = 0;
-        for chunk in lines.lines().collect::<Vec<_>>().chunks(burst) {
-            for line in chunk {
-                let mut record = BaseRecord::<(), str>::to(&topic)
-                    .payload(*line)
-                    .partition(0);
-                loop {
-                    match producer.send(record) {
-                        Ok(()) => break,
-                        Err((_, back)) => {
-                            record = back;
-                            producer.poll(Duration::from_millis(10));
-                        }
-                    }
-                }
-                produced += 1;
-            }
-            producer.poll(Duration::ZERO);
-            std::thread::sleep(Duration::from_millis(100));
+        let mut sink = KafkaSink::connect(&target).expect("producer");
+        for line in lines.lines() {
+            sink.send("", line.as_bytes()).expect("line produced");
         }
-        producer
-            .flush(Duration::from_secs(30))
-            .expect("every line produced");
-        produced
+        sink.finish().expect("every line acknowledged")
     })
 }
 

@@ -11,13 +11,13 @@ use rdkafka::{Offset, TopicPartitionList};
 use tracing::{info, warn};
 
 use crate::curate::partition::PartitionCurator;
-use crate::events::SourcePosition;
+use crate::events::{Parsed, SourcePosition};
 use crate::pipeline::StageError;
 
-use super::StreamReport;
 use super::committer::{CommitDone, CommitJob, Committer};
 use super::metrics::EventTally;
 use super::partitions::Ctx;
+use super::{StreamReport, failed};
 
 /// Batches in flight on the committer before the loop waits for answers: bounds the memory
 /// held in batches taken out of their curators.
@@ -39,6 +39,9 @@ pub(super) struct PartitionRun {
     pub(super) replay_until: i64,
     /// The offset the consumer was last told to seek to (`None`: not told yet).
     pub(super) sought: Option<i64>,
+    /// A seek was asked for and its mark has not come: the partition's messages until then
+    /// were fetched before it.
+    pub(super) seeking: bool,
     pub(super) first_pending: Option<Instant>,
     pub(super) last_snapshot: Option<Instant>,
 }
@@ -112,15 +115,34 @@ impl<'a> Consumption<'a> {
         }
     }
 
-    /// Folds one message in.
+    /// The poll thread made a seek asked for by opening `epoch` of the partition: its later
+    /// messages come from there.
+    pub(super) fn sought(
+        &mut self,
+        partition: i32,
+        epoch: u64,
+        result: Result<(), String>,
+    ) -> Result<(), StageError> {
+        let Some(run) = self.runs.get_mut(&partition) else {
+            // Revoked since: whoever opens it next seeks again.
+            return Ok(());
+        };
+        if run.epoch != epoch {
+            return Ok(());
+        }
+        run.seeking = false;
+        result.map_err(failed)
+    }
+
+    /// Folds one message in, parsed already.
     pub(super) async fn take(
         &mut self,
         partition: i32,
         offset: i64,
-        payload: &[u8],
-        raw_len: u64,
+        message: (&[u8], u64, Parsed<'_>),
         position: impl Fn() -> SourcePosition,
     ) -> Result<Flow, StageError> {
+        let (payload, raw_len, parsed) = message;
         self.first_message.get_or_insert_with(Instant::now);
         if !self.owned.contains(&partition) {
             // Fetched before a revoke: the partition's new owner will read it.
@@ -132,12 +154,15 @@ impl<'a> Consumption<'a> {
         let Some(run) = self.runs.get_mut(&partition) else {
             return Ok(Flow::Go);
         };
+        if run.seeking {
+            return Ok(Flow::Go);
+        }
         if offset != run.next {
             if run.sought != Some(run.next) {
                 // Seeking is lazy: where the consumer already starts at the catalog's offset
                 // (Kafka's committed offsets follow the catalog's), a seek would only throw
                 // away what librdkafka has fetched.
-                self.ctx.seek(partition, run.next)?;
+                run.seeking = self.ctx.seek(partition, run.next, run.epoch);
                 run.sought = Some(run.next);
                 return Ok(Flow::Go);
             }
@@ -152,7 +177,7 @@ impl<'a> Consumption<'a> {
         let record = offset >= run.replay_until;
         let kind = run
             .curator
-            .observe(payload, raw_len, position, record)
+            .observe(parsed, payload, raw_len, position, record)
             .await?;
         self.report.messages += 1;
         if record {
@@ -180,6 +205,15 @@ impl<'a> Consumption<'a> {
             return Ok(Flow::Abort);
         }
         Ok(Flow::Go)
+    }
+
+    /// Queues the batches that just filled up, if any: called after every message, so a batch
+    /// never outgrows its size however many messages arrive at once.
+    pub(super) async fn commit_full(&mut self) -> Result<(), StageError> {
+        match self.full.is_empty() {
+            true => Ok(()),
+            false => self.commit_due(false).await,
+        }
     }
 
     /// Queues the full batches and, when `scan`, every batch older than the batch interval.
@@ -288,7 +322,7 @@ impl<'a> Consumption<'a> {
         }
         if let Some(consumer) = self.ctx.consumer
             && offsets.count() > 0
-            && let Err(e) = consumer.commit(&offsets, CommitMode::Async)
+            && let Err(e) = consumer.consumer.commit(&offsets, CommitMode::Async)
         {
             // Only lag tools read these offsets; the catalog's are authoritative.
             warn!(error = %e, "kafka offset commit failed");

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use futures::FutureExt;
 use tracing::info;
 
-use crate::events::SourcePosition;
+use crate::events::{SourcePosition, Validator, parse_record};
 use crate::pipeline::StageError;
 use crate::sources::file::JsonlReader;
 
@@ -36,6 +36,7 @@ pub(super) async fn consume(
     let count = i32::try_from(paths.len()).map_err(|_| failed("too many event files"))?;
     state.assigned((0..count).collect()).await?;
     let max_record = options.settings.limits.max_payload_bytes;
+    let validator = Validator::new(options.settings.limits.clone(), options.settings.now)?;
     let tick = options.batch_interval.min(Duration::from_millis(200));
     let mut last_scan = Instant::now();
     tokio::pin!(shutdown);
@@ -63,12 +64,13 @@ pub(super) async fn consume(
                     path: shown.clone(),
                     line,
                 };
-                let flow = state
-                    .take(partition, offset, record.payload, record.raw_len, position)
-                    .await?;
+                let parsed = parse_record(&validator, record.payload, record.raw_len);
+                let message = (record.payload, record.raw_len, parsed);
+                let flow = state.take(partition, offset, message, position).await?;
                 if flow == Flow::Abort {
                     return Ok(finish(state, start.started, Duration::ZERO));
                 }
+                state.commit_full().await?;
                 taken += 1;
             }
             while let Some(answer) = state.committer.try_next() {

@@ -35,6 +35,7 @@ mod files;
 mod kafka;
 pub mod metrics;
 mod partitions;
+mod poller;
 
 use committer::{Committer, Destination};
 use consumption::Consumption;

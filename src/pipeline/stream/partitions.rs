@@ -4,8 +4,7 @@
 
 use std::time::Duration;
 
-use rdkafka::Offset;
-use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::consumer::Consumer;
 use tracing::info;
 
 use crate::curate::partition::PartitionCurator;
@@ -13,15 +12,15 @@ use crate::pipeline::StageError;
 use crate::store::Catalog;
 
 use super::consumption::PartitionRun;
-use super::context::RebalanceLog;
 use super::metrics::StreamMetrics;
+use super::poller::ConsumerLink;
 use super::{StreamOptions, failed};
 
 pub(super) struct Ctx<'a> {
     pub(super) options: &'a StreamOptions,
     pub(super) catalog: &'a Catalog,
     /// `None` for files, which are read from wherever their partition's run says.
-    pub(super) consumer: Option<&'a StreamConsumer<RebalanceLog>>,
+    pub(super) consumer: Option<&'a ConsumerLink>,
     pub(super) metrics: &'a StreamMetrics,
 }
 
@@ -54,6 +53,7 @@ impl Ctx<'_> {
             next: start,
             replay_until,
             sought: None,
+            seeking: false,
             first_pending: None,
             last_snapshot: None,
         })
@@ -64,22 +64,21 @@ impl Ctx<'_> {
             return Ok(0);
         };
         let (low, _) = consumer
+            .consumer
             .fetch_watermarks(&self.options.topic, partition, Duration::from_secs(10))
             .map_err(|e| failed(format!("watermarks of partition {partition}: {e}")))?;
         Ok(low)
     }
 
-    pub(super) fn seek(&self, partition: i32, offset: i64) -> Result<(), StageError> {
-        let Some(consumer) = self.consumer else {
-            return Ok(());
-        };
-        consumer
-            .seek(
-                &self.options.topic,
-                partition,
-                Offset::Offset(offset),
-                Duration::from_secs(10),
-            )
-            .map_err(|e| failed(format!("seek partition {partition} to {offset}: {e}")))
+    /// Asks for the partition to be read from `offset`. `true`: a `Polled::Sought` mark will
+    /// say from which message on it is.
+    pub(super) fn seek(&self, partition: i32, offset: i64, epoch: u64) -> bool {
+        match self.consumer {
+            Some(consumer) => {
+                consumer.seek(partition, offset, epoch);
+                true
+            }
+            None => false,
+        }
     }
 }

@@ -1,13 +1,25 @@
-//! The writes a batch makes once per image (new images, counter deltas), on each backend's best
-//! path. PostgreSQL takes a whole batch in one statement (arrays unnested server-side): a
-//! statement per image was most of a streaming commit. SQLite, in process, takes them one by
-//! one in the transaction.
+//! The writes a batch makes once per image (new images, counter deltas, curated images), on
+//! each backend's best path. PostgreSQL takes a whole batch in one statement (arrays unnested
+//! server-side): a statement per image was most of a streaming commit. SQLite, in process,
+//! takes them one by one in the transaction.
 
 use std::collections::HashSet;
 
+use chrono::{DateTime, Utc};
+
 use crate::events::Publish;
 
-use super::CounterDelta;
+use super::{CounterDelta, CuratedImage};
+
+/// A curated image's row: inserted if the catalog never saw its publish, else updated with its
+/// final counts, prompt cluster, hash and the run that emitted it.
+const UPSERT_EMITTED_COLUMNS: &str = "INSERT INTO images (image_id, creator_id, generation_id, \
+    prompt, image_uri, model, creator_followers, published_at, publish_event_id, views, \
+    remixes, prompt_key, prompt_cluster, phash, emitted_run_id, emitted_at) ";
+const UPSERT_EMITTED_CONFLICT: &str = " ON CONFLICT (image_id) DO UPDATE SET \
+    views = excluded.views, remixes = excluded.remixes, prompt_key = excluded.prompt_key, \
+    prompt_cluster = excluded.prompt_cluster, phash = excluded.phash, \
+    emitted_run_id = excluded.emitted_run_id, emitted_at = excluded.emitted_at";
 
 pub(super) trait BulkWrites {
     /// Adds each delta to its image's counters; returns the deltas whose image is unknown.
@@ -18,6 +30,23 @@ pub(super) trait BulkWrites {
 
     /// Inserts the published images the catalog does not have yet; returns how many were new.
     async fn insert_images(&mut self, publishes: &[Publish<'_>]) -> Result<u64, sqlx::Error>;
+
+    /// Marks curated images emitted by `run_id`, with what curation decided about them.
+    async fn upsert_emitted(
+        &mut self,
+        run_id: &str,
+        now: DateTime<Utc>,
+        images: &[CuratedImage<'_>],
+    ) -> Result<(), sqlx::Error>;
+}
+
+fn count(n: u32) -> i64 {
+    i64::from(n)
+}
+
+/// Stored bit for bit: SQL has no unsigned 64-bit integer.
+fn phash_bits(curated: &CuratedImage<'_>) -> Option<i64> {
+    curated.phash.map(|h| h as i64)
 }
 
 fn followers(publish: &Publish<'_>) -> i64 {
@@ -82,6 +111,66 @@ impl BulkWrites for sqlx::PgConnection {
             .cloned()
             .collect())
     }
+
+    async fn upsert_emitted(
+        &mut self,
+        run_id: &str,
+        now: DateTime<Utc>,
+        images: &[CuratedImage<'_>],
+    ) -> Result<(), sqlx::Error> {
+        if images.is_empty() {
+            return Ok(());
+        }
+        // One statement may not update a row twice: an image listed again keeps its last
+        // values, as one statement per image would have left it.
+        let mut seen = HashSet::with_capacity(images.len());
+        let mut last: Vec<&CuratedImage<'_>> = images
+            .iter()
+            .rev()
+            .filter(|c| seen.insert(c.image.record.image_id.as_str()))
+            .collect();
+        last.reverse();
+        let text = |field: for<'b> fn(&'b CuratedImage<'b>) -> &'b str| -> Vec<&str> {
+            last.iter().map(|c| field(c)).collect()
+        };
+        let record_followers: Vec<i64> = last
+            .iter()
+            .map(|c| i64::try_from(c.image.record.creator_followers).unwrap_or(i64::MAX))
+            .collect();
+        let published: Vec<_> = last
+            .iter()
+            .map(|c| c.image.record.published_at.to_chrono())
+            .collect();
+        let views: Vec<i64> = last.iter().map(|c| count(c.image.views)).collect();
+        let remixes: Vec<i64> = last.iter().map(|c| count(c.image.remixes)).collect();
+        let phashes: Vec<Option<i64>> = last.iter().map(|c| phash_bits(c)).collect();
+        let sql = format!(
+            "{UPSERT_EMITTED_COLUMNS} SELECT u.*, $15::text, $16::timestamptz FROM UNNEST(\
+             $1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], \
+             $7::int8[], $8::timestamptz[], $9::text[], $10::int8[], $11::int8[], $12::text[], \
+             $13::text[], $14::int8[]) AS u {UPSERT_EMITTED_CONFLICT}"
+        );
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(text(|c| &c.image.record.image_id))
+            .bind(text(|c| &c.image.record.creator_id))
+            .bind(text(|c| &c.image.record.generation_id))
+            .bind(text(|c| &c.image.record.prompt))
+            .bind(text(|c| &c.image.record.image_uri))
+            .bind(text(|c| &c.image.record.model))
+            .bind(record_followers)
+            .bind(published)
+            .bind(text(|c| &c.image.record.publish_event_id))
+            .bind(views)
+            .bind(remixes)
+            .bind(text(|c| c.prompt_key))
+            .bind(text(|c| c.prompt_cluster))
+            .bind(phashes)
+            .bind(run_id)
+            .bind(now)
+            .execute(&mut *self)
+            .await?;
+        Ok(())
+    }
 }
 
 impl BulkWrites for sqlx::SqliteConnection {
@@ -128,5 +217,40 @@ impl BulkWrites for sqlx::SqliteConnection {
             }
         }
         Ok(unmatched)
+    }
+
+    async fn upsert_emitted(
+        &mut self,
+        run_id: &str,
+        now: DateTime<Utc>,
+        images: &[CuratedImage<'_>],
+    ) -> Result<(), sqlx::Error> {
+        let sql = format!(
+            "{UPSERT_EMITTED_COLUMNS} VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, \
+             $13, $14, $15, $16) {UPSERT_EMITTED_CONFLICT}"
+        );
+        for curated in images {
+            let r = &curated.image.record;
+            sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+                .bind(r.image_id.as_str())
+                .bind(r.creator_id.as_str())
+                .bind(r.generation_id.as_str())
+                .bind(r.prompt.as_ref())
+                .bind(r.image_uri.as_str())
+                .bind(r.model.as_str())
+                .bind(i64::try_from(r.creator_followers).unwrap_or(i64::MAX))
+                .bind(r.published_at.to_chrono())
+                .bind(r.publish_event_id.as_str())
+                .bind(count(curated.image.views))
+                .bind(count(curated.image.remixes))
+                .bind(curated.prompt_key)
+                .bind(curated.prompt_cluster)
+                .bind(phash_bits(curated))
+                .bind(run_id)
+                .bind(now)
+                .execute(&mut *self)
+                .await?;
+        }
+        Ok(())
     }
 }

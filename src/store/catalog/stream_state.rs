@@ -104,7 +104,7 @@ impl Catalog {
                 let images_inserted = sp.insert_images(c.publishes).await?;
                 let unmatched = sp.add_counters(c.deltas).await?;
                 let dead_letters_stored = insert_dead_letter_rows!(sp, c.run_id, c.letters);
-                upsert_emitted_image_rows!(sp, c.run_id, now, c.images);
+                sp.upsert_emitted(c.run_id, now, c.images).await?;
                 insert_file_rows!(sp, c.run_id, now, c.files);
                 if let Some(state) = c.snapshot {
                     sqlx::query(SNAPSHOT_SQL)
