@@ -57,6 +57,78 @@ pub async fn ingest(
     partitions: i32,
     catalog: &str,
 ) -> Result<IngestBench, StageError> {
+    let scratch = ScratchCatalog::create(catalog).await?;
+    let measured = measure(users, days, scale, partitions, &scratch.url);
+    let bench = measured.await;
+    scratch.drop_now().await;
+    let mut bench = bench?;
+    bench.catalog = catalog.split('@').next_back().unwrap_or(catalog).to_owned();
+    Ok(bench)
+}
+
+/// On PostgreSQL, a database of the bench's own beside the one it was given, dropped at the
+/// end: every run simulates the same stream, so in a shared catalog each run would update the
+/// same image rows again (a dozen runs left 700k dead rows, and later runs were slower for it).
+struct ScratchCatalog {
+    url: String,
+    /// The given URL and the scratch database's name, to drop it.
+    made: Option<(String, String)>,
+}
+
+impl ScratchCatalog {
+    async fn create(catalog: &str) -> Result<Self, StageError> {
+        use sqlx::Connection;
+        let postgres = catalog.starts_with("postgres://") || catalog.starts_with("postgresql://");
+        let (location, query) = catalog.split_once('?').unwrap_or((catalog, ""));
+        let Some((server, _)) = location.rsplit_once('/').filter(|_| postgres) else {
+            return Ok(Self {
+                url: catalog.to_owned(),
+                made: None,
+            });
+        };
+        let name = format!("social_reward_bench_{}", std::process::id());
+        let mut admin = sqlx::PgConnection::connect(catalog).await.map_err(failed)?;
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut admin)
+            .await
+            .map_err(|e| failed(format!("a scratch database beside {catalog}: {e}")))?;
+        let url = match query {
+            "" => format!("{server}/{name}"),
+            query => format!("{server}/{name}?{query}"),
+        };
+        Ok(Self {
+            url,
+            made: Some((catalog.to_owned(), name)),
+        })
+    }
+
+    async fn drop_now(self) {
+        use sqlx::Connection;
+        let Some((catalog, name)) = self.made else {
+            return;
+        };
+        let dropped = match sqlx::PgConnection::connect(&catalog).await {
+            Ok(mut admin) => sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+            )))
+            .execute(&mut admin)
+            .await
+            .map(|_| ()),
+            Err(e) => Err(e),
+        };
+        if let Err(error) = dropped {
+            tracing::warn!(%error, database = %name, "could not drop the bench's scratch database");
+        }
+    }
+}
+
+async fn measure(
+    users: u64,
+    days: f64,
+    scale: u32,
+    partitions: i32,
+    catalog: &str,
+) -> Result<IngestBench, StageError> {
     let mock = MockCluster::new(1).map_err(failed)?;
     let brokers = mock.bootstrap_servers();
     let scratch =
