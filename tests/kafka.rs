@@ -1,5 +1,6 @@
 //! Kafka against librdkafka's in-process mock cluster (real protocol over TCP): the simulator
-//! produces every event, keyed by creator, and nothing is lost or reordered within a creator.
+//! produces every event, keyed by creator, and nothing is lost or reordered within a creator;
+//! `bench ingest` measures the consumer against a bare loop on it.
 
 mod common;
 
@@ -102,4 +103,56 @@ fn simulate_to_kafka_delivers_every_event_keyed_by_creator() {
             cursor += found.unwrap_or(0) + 1;
         }
     }
+}
+
+/// The instrument behind the throughput figures: both streams read whole by both loops, the
+/// consumer's report taken in, and its scratch database gone afterwards.
+#[tokio::test]
+async fn bench_ingest_reads_both_streams_and_drops_its_database() {
+    let url = common::postgres_url();
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_social-reward"))
+        .args([
+            "--quiet", "bench", "ingest", "--users", "60", "--days", "0.5",
+        ])
+        .args(["--scale", "2", "--partitions", "4", "--db", &url])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let scratch = format!("social_reward_bench_{}", child.id());
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "{}", output.status);
+    let bench: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let figures = bench["figures"].as_array().unwrap();
+    assert_eq!(figures.len(), 2);
+    let messages: Vec<u64> = figures
+        .iter()
+        .map(|f| f["messages"].as_u64().unwrap())
+        .collect();
+    assert!(
+        messages[0] > 100 && messages[1] > messages[0],
+        "{messages:?}"
+    );
+    for figure in figures {
+        for key in [
+            "bare_per_second",
+            "ingest_per_second",
+            "ratio",
+            "peak_rss_mib",
+        ] {
+            assert!(figure[key].as_f64().unwrap() > 0.0, "{key}: {figure}");
+        }
+        assert!(figure["commits"].as_u64().unwrap() > 0, "{figure}");
+    }
+    // The given catalog is named (without credentials), not the scratch one.
+    let server_and_name = url.split('@').next_back().unwrap();
+    assert_eq!(bench["catalog"], server_and_name, "{bench}");
+
+    use sqlx::Connection;
+    let mut admin = sqlx::PgConnection::connect(&url).await.unwrap();
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_database WHERE datname = $1")
+        .bind(&scratch)
+        .fetch_one(&mut admin)
+        .await
+        .unwrap();
+    assert_eq!(left, 0, "{scratch} was not dropped");
 }
