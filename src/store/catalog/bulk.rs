@@ -40,17 +40,14 @@ pub(super) trait BulkWrites {
     ) -> Result<(), sqlx::Error>;
 }
 
-fn count(n: u32) -> i64 {
-    i64::from(n)
-}
-
 /// Stored bit for bit: SQL has no unsigned 64-bit integer.
 fn phash_bits(curated: &CuratedImage<'_>) -> Option<i64> {
     curated.phash.map(|h| h as i64)
 }
 
-fn followers(publish: &Publish<'_>) -> i64 {
-    i64::try_from(publish.creator_followers).unwrap_or(i64::MAX)
+/// A follower count as SQL's BIGINT (saturating: no account has 2^63 followers).
+fn followers(count: u64) -> i64 {
+    i64::try_from(count).unwrap_or(i64::MAX)
 }
 
 impl BulkWrites for sqlx::PgConnection {
@@ -66,7 +63,10 @@ impl BulkWrites for sqlx::PgConnection {
         let text = |field: for<'b> fn(&'b Publish<'b>) -> &'b str| -> Vec<&str> {
             publishes.iter().map(|p| field(p)).collect()
         };
-        let followers: Vec<i64> = publishes.iter().map(followers).collect();
+        let follower_counts: Vec<i64> = publishes
+            .iter()
+            .map(|p| followers(p.creator_followers))
+            .collect();
         let published: Vec<_> = publishes.iter().map(|p| p.ts.to_chrono()).collect();
         Ok(sqlx::query(SQL)
             .bind(text(|p| &p.image_id))
@@ -75,7 +75,7 @@ impl BulkWrites for sqlx::PgConnection {
             .bind(text(|p| &p.prompt))
             .bind(text(|p| &p.image_uri))
             .bind(text(|p| &p.model))
-            .bind(followers)
+            .bind(follower_counts)
             .bind(published)
             .bind(text(|p| &p.event_id))
             .execute(&mut *self)
@@ -133,16 +133,16 @@ impl BulkWrites for sqlx::PgConnection {
         let text = |field: for<'b> fn(&'b CuratedImage<'b>) -> &'b str| -> Vec<&str> {
             last.iter().map(|c| field(c)).collect()
         };
-        let record_followers: Vec<i64> = last
+        let follower_counts: Vec<i64> = last
             .iter()
-            .map(|c| i64::try_from(c.image.record.creator_followers).unwrap_or(i64::MAX))
+            .map(|c| followers(c.image.record.creator_followers))
             .collect();
         let published: Vec<_> = last
             .iter()
             .map(|c| c.image.record.published_at.to_chrono())
             .collect();
-        let views: Vec<i64> = last.iter().map(|c| count(c.image.views)).collect();
-        let remixes: Vec<i64> = last.iter().map(|c| count(c.image.remixes)).collect();
+        let views: Vec<i64> = last.iter().map(|c| i64::from(c.image.views)).collect();
+        let remixes: Vec<i64> = last.iter().map(|c| i64::from(c.image.remixes)).collect();
         let phashes: Vec<Option<i64>> = last.iter().map(|c| phash_bits(c)).collect();
         let sql = format!(
             "{UPSERT_EMITTED_COLUMNS} SELECT u.*, $15::text, $16::timestamptz FROM UNNEST(\
@@ -157,7 +157,7 @@ impl BulkWrites for sqlx::PgConnection {
             .bind(text(|c| &c.image.record.prompt))
             .bind(text(|c| &c.image.record.image_uri))
             .bind(text(|c| &c.image.record.model))
-            .bind(record_followers)
+            .bind(follower_counts)
             .bind(published)
             .bind(text(|c| &c.image.record.publish_event_id))
             .bind(views)
@@ -187,7 +187,7 @@ impl BulkWrites for sqlx::SqliteConnection {
                 .bind(image.prompt.as_ref())
                 .bind(image.image_uri.as_ref())
                 .bind(image.model.as_ref())
-                .bind(followers(image))
+                .bind(followers(image.creator_followers))
                 .bind(image.ts.to_chrono())
                 .bind(image.event_id.as_ref())
                 .execute(&mut *self)
@@ -238,11 +238,11 @@ impl BulkWrites for sqlx::SqliteConnection {
                 .bind(r.prompt.as_ref())
                 .bind(r.image_uri.as_str())
                 .bind(r.model.as_str())
-                .bind(i64::try_from(r.creator_followers).unwrap_or(i64::MAX))
+                .bind(followers(r.creator_followers))
                 .bind(r.published_at.to_chrono())
                 .bind(r.publish_event_id.as_str())
-                .bind(count(curated.image.views))
-                .bind(count(curated.image.remixes))
+                .bind(i64::from(curated.image.views))
+                .bind(i64::from(curated.image.remixes))
                 .bind(curated.prompt_key)
                 .bind(curated.prompt_cluster)
                 .bind(phash_bits(curated))
