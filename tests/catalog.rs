@@ -25,11 +25,13 @@ fn publish(image_id: &str) -> Publish<'static> {
     }
 }
 
-async fn exercise(catalog: &Catalog) {
+/// `migrations`: how many the backend has (PostgreSQL has one more, for its storage
+/// settings).
+async fn exercise(catalog: &Catalog, migrations: usize) {
     assert_eq!(
         catalog.migrate().await.unwrap(),
-        2,
-        "re-running migrations is a no-op (two known)"
+        migrations,
+        "re-running migrations is a no-op"
     );
     assert_eq!(
         catalog
@@ -276,7 +278,7 @@ async fn sqlite_catalog_migrates_and_round_trips() {
     let url = format!("sqlite:{}", dir.path().join("nested/catalog.db").display());
     let catalog = Catalog::open(&url).await.unwrap();
     assert_eq!(catalog.backend(), "sqlite");
-    exercise(&catalog).await;
+    exercise(&catalog, 2).await;
     partition_commits_are_compare_and_set(&catalog).await;
     batches_commit_with_their_offsets(&catalog).await;
     catalog.close().await;
@@ -286,12 +288,34 @@ async fn sqlite_catalog_migrates_and_round_trips() {
     reopened.close().await;
 }
 
+/// Counter updates find room on their page (HOT), and snapshots are compressed with lz4.
+async fn storage_settings_took(url: &str) {
+    use sqlx::Connection;
+    let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
+    let options: Vec<String> =
+        sqlx::query_scalar("SELECT unnest(reloptions) FROM pg_class WHERE relname = 'images'")
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
+    assert_eq!(options, ["fillfactor=70"]);
+    let compression: String = sqlx::query_scalar(
+        "SELECT attcompression::text FROM pg_attribute \
+         WHERE attrelid = 'stream_snapshots'::regclass AND attname = 'state'",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(compression, "l", "lz4 (this server is built with it)");
+    conn.close().await.unwrap();
+}
+
 #[tokio::test]
 async fn postgres_catalog_migrates_and_round_trips() {
     let db = common::ScratchDatabase::create("catalog").await;
     let catalog = Catalog::open(&db.url).await.unwrap();
     assert_eq!(catalog.backend(), "postgres");
-    exercise(&catalog).await;
+    exercise(&catalog, 3).await;
+    storage_settings_took(&db.url).await;
     partition_commits_are_compare_and_set(&catalog).await;
     batches_commit_with_their_offsets(&catalog).await;
 

@@ -7,8 +7,6 @@
 //! triplets. Messages the catalog already holds are replayed with `record = false`: they rebuild
 //! memory and produce nothing to commit.
 
-use std::collections::HashMap;
-
 use serde::{Deserialize, Serialize};
 
 use crate::events::dedup::EventIdDedup;
@@ -16,6 +14,7 @@ use crate::events::{
     DeadLetter, Event, EventKind, Intake, IntakeCounts, Limits, Parsed, Publish, SourcePosition,
     Timestamp, Validator,
 };
+use crate::hashing::{FastMap, fast_map};
 use crate::pipeline::StageError;
 use crate::store::{CounterDelta, ObjectRoot};
 
@@ -37,13 +36,25 @@ pub struct PartitionSettings {
 }
 
 /// What a run of messages changed, for one catalog transaction.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct PendingCommit {
     pub messages: u64,
     pub publishes: Vec<Publish<'static>>,
-    counters: HashMap<String, (i64, i64)>,
+    counters: FastMap<String, (i64, i64)>,
     pub letters: Vec<DeadLetter>,
     pub flushed: Flushed,
+}
+
+impl Default for PendingCommit {
+    fn default() -> Self {
+        Self {
+            messages: 0,
+            publishes: Vec::new(),
+            counters: fast_map(),
+            letters: Vec::new(),
+            flushed: Flushed::default(),
+        }
+    }
 }
 
 impl PendingCommit {

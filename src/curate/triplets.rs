@@ -177,10 +177,19 @@ pub fn to_frame(rows: &[Triplet]) -> PolarsResult<DataFrame> {
 /// than a page of a few rows could save (a stream cut into many partitions writes many such
 /// files, and setting up contexts was the largest part of its commits).
 const COMPRESSED_FROM_ROWS: usize = 256;
+// Small files are written uncompressed by `store::parquet`.
+const _: () = assert!(crate::store::parquet::SMALL_ROWS < COMPRESSED_FROM_ROWS);
+
+/// Files with fewer rows than this encode their columns on the calling thread: handing a few
+/// rows' columns to the thread pool and waiting for them back cost more than encoding them.
+const PARALLEL_FROM_ROWS: usize = 16_384;
 
 /// Parquet bytes for one partition; the same rows always give the same bytes.
 pub fn encode_parquet(rows: &[Triplet]) -> PolarsResult<Vec<u8>> {
     let mut frame = to_frame(rows)?;
+    if let Some(bytes) = crate::store::parquet::small_uncompressed(&frame)? {
+        return Ok(bytes);
+    }
     let mut bytes = Vec::new();
     let compression = match rows.len() >= COMPRESSED_FROM_ROWS {
         true => ParquetCompression::Zstd(None),
@@ -188,6 +197,7 @@ pub fn encode_parquet(rows: &[Triplet]) -> PolarsResult<Vec<u8>> {
     };
     ParquetWriter::new(&mut bytes)
         .with_compression(compression)
+        .set_parallel(rows.len() >= PARALLEL_FROM_ROWS)
         .finish(&mut frame)?;
     Ok(bytes)
 }
@@ -279,5 +289,22 @@ mod tests {
             .map(|n| n.as_str())
             .collect();
         assert_eq!(names, COLUMNS);
+    }
+
+    /// Files written before small ones skipped polars' estimate keep their content-addressed
+    /// names: a restarted stream must find and reuse them.
+    #[test]
+    fn small_files_have_the_bytes_polars_writer_gave_them() {
+        for n in [1, 3, 128, 200] {
+            let rows: Vec<Triplet> = (0..n)
+                .map(|i| triplet(&format!("c{}", i % 4), i, 0.5 + i as f64 / 1000.0))
+                .collect();
+            let mut by_polars = Vec::new();
+            ParquetWriter::new(&mut by_polars)
+                .with_compression(ParquetCompression::Uncompressed)
+                .finish(&mut to_frame(&rows).unwrap())
+                .unwrap();
+            assert_eq!(encode_parquet(&rows).unwrap(), by_polars, "{n} rows");
+        }
     }
 }

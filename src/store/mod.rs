@@ -5,6 +5,7 @@
 mod catalog_rows;
 pub mod catalog;
 pub mod objects;
+pub mod parquet;
 
 pub use catalog::{
     AppliedBatch, Catalog, CatalogError, CommitOutcome, ConsumedOffsets, CounterDelta,

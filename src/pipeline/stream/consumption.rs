@@ -3,7 +3,6 @@
 //! a time; a partition whose batch is full, or old enough, has it taken out and queued on the
 //! committer, which answers later.
 
-use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{CommitMode, Consumer};
@@ -12,6 +11,7 @@ use tracing::{info, warn};
 
 use crate::curate::partition::PartitionCurator;
 use crate::events::{Parsed, SourcePosition};
+use crate::hashing::{FastMap, FastSet, fast_map, fast_set};
 use crate::pipeline::StageError;
 
 use super::committer::{CommitDone, CommitJob, Committer};
@@ -56,8 +56,9 @@ pub(super) enum Flow {
 
 pub(super) struct Consumption<'a> {
     pub(super) ctx: Ctx<'a>,
-    pub(super) runs: HashMap<i32, PartitionRun>,
-    pub(super) owned: HashSet<i32>,
+    /// Looked up for every message: hashed with xxh3, not SipHash.
+    pub(super) runs: FastMap<i32, PartitionRun>,
+    pub(super) owned: FastSet<i32>,
     pub(super) report: StreamReport,
     pub(super) latencies: Vec<f64>,
     pub(super) committer: Committer,
@@ -72,8 +73,8 @@ impl<'a> Consumption<'a> {
     pub(super) fn new(ctx: Ctx<'a>, report: StreamReport, committer: Committer) -> Self {
         Self {
             ctx,
-            runs: HashMap::new(),
-            owned: HashSet::new(),
+            runs: fast_map(),
+            owned: fast_set(),
             report,
             latencies: Vec::new(),
             committer,

@@ -1,6 +1,7 @@
 //! What librdkafka tells the consumer loop on its own threads: rebalances, queued for the loop
 //! to act on between messages, and statistics, whose consumer lag goes to the metrics.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use rdkafka::consumer::{BaseConsumer, ConsumerContext, Rebalance};
@@ -13,8 +14,16 @@ use super::metrics::StreamMetrics;
 /// and statistics, whose consumer lag goes straight to the metrics.
 #[derive(Clone)]
 pub(super) struct RebalanceLog {
-    pub(super) events: Arc<Mutex<Vec<RebalanceEvent>>>,
+    pub(super) events: Arc<RebalanceQueue>,
     pub(super) metrics: Arc<StreamMetrics>,
+}
+
+/// Rebalances not yet taken. The poll thread looks after every message; the flag spares it a
+/// lock each time, since rebalances are rare.
+#[derive(Default)]
+pub(super) struct RebalanceQueue {
+    noted: AtomicBool,
+    events: Mutex<Vec<RebalanceEvent>>,
 }
 
 /// (assigned rather than revoked, the partitions).
@@ -50,13 +59,18 @@ impl ConsumerContext for RebalanceLog {
 impl RebalanceLog {
     fn note(&self, assigned: bool, list: &TopicPartitionList) {
         let partitions = list.elements().iter().map(|e| e.partition()).collect();
-        if let Ok(mut log) = self.events.lock() {
+        if let Ok(mut log) = self.events.events.lock() {
             log.push((assigned, partitions));
         }
+        self.events.noted.store(true, Ordering::Release);
     }
 
     pub(super) fn take(&self) -> Vec<RebalanceEvent> {
+        if !self.events.noted.swap(false, Ordering::Acquire) {
+            return Vec::new();
+        }
         self.events
+            .events
             .lock()
             .map(|mut log| std::mem::take(&mut *log))
             .unwrap_or_default()
