@@ -195,6 +195,9 @@ enum BenchCommand {
         /// Catalog the consumer commits to (PostgreSQL for the figures that matter).
         #[arg(long, env = "SR_CATALOG__URL")]
         db: String,
+        /// librdkafka settings for both the consumer and the bare loop, KEY=VALUE (repeatable).
+        #[arg(long = "kafka-set", value_name = "KEY=VALUE", value_parser = kafka_setting)]
+        kafka_set: Vec<(String, String)>,
     },
     /// Reward-model training samples/s and scoring images/s (tiny and ViT-B/32 shapes).
     Train {
@@ -286,8 +289,19 @@ pub fn main() -> Result<()> {
                     scale,
                     partitions,
                     db,
+                    kafka_set,
                 },
-        } => print(&runtime()?.block_on(bench::ingest(users, days, scale, partitions, &db))?),
+        } => {
+            let options = bench::IngestOptions {
+                users,
+                days,
+                scale,
+                partitions,
+                catalog: db,
+                kafka: kafka_set,
+            };
+            print(&runtime()?.block_on(bench::ingest(&options))?)
+        }
         Command::Bench {
             command: BenchCommand::Train { quick, cpu },
         } => print(&social_reward::train::bench::run(quick, cpu)?),
@@ -384,6 +398,14 @@ async fn curate(args: CurateArgs, progress: bool) -> Result<social_reward::curat
     Ok(summary)
 }
 
+/// `--kafka-set KEY=VALUE`: one librdkafka setting.
+fn kafka_setting(pair: &str) -> Result<(String, String), String> {
+    match pair.split_once('=') {
+        Some((key, value)) if !key.is_empty() => Ok((key.to_owned(), value.to_owned())),
+        _ => Err(format!("{pair:?}: expected KEY=VALUE")),
+    }
+}
+
 /// `--db`, else the pipeline file's catalog, else the embedded default.
 fn catalog_url(flag: Option<String>, pipeline: Option<&PipelineConfig>) -> String {
     flag.or_else(|| pipeline.map(|p| p.catalog.url.clone()))
@@ -437,4 +459,24 @@ fn init_logging() {
 fn print<T: Serialize>(summary: &T) -> Result<()> {
     println!("{}", serde_json::to_string(summary)?);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::kafka_setting;
+
+    #[test]
+    fn kafka_settings_split_at_the_first_equals_sign() {
+        assert_eq!(
+            kafka_setting("sasl.jaas=a=b").unwrap(),
+            ("sasl.jaas".to_owned(), "a=b".to_owned())
+        );
+        assert_eq!(
+            kafka_setting("client.id=").unwrap(),
+            ("client.id".to_owned(), String::new())
+        );
+        for bad in ["fetch.max.bytes", "=5", ""] {
+            assert!(kafka_setting(bad).is_err(), "{bad:?}");
+        }
+    }
 }

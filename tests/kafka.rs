@@ -115,6 +115,7 @@ async fn bench_ingest_reads_both_streams_and_drops_its_database() {
             "--quiet", "bench", "ingest", "--users", "60", "--days", "0.5",
         ])
         .args(["--scale", "2", "--partitions", "4", "--db", &url])
+        .args(["--kafka-set", "fetch.max.bytes=1048576"])
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
@@ -146,6 +147,10 @@ async fn bench_ingest_reads_both_streams_and_drops_its_database() {
     // The given catalog is named (without credentials), not the scratch one.
     let server_and_name = url.split('@').next_back().unwrap();
     assert_eq!(bench["catalog"], server_and_name, "{bench}");
+    assert_eq!(
+        bench["kafka_settings"],
+        serde_json::json!(["fetch.max.bytes=1048576"])
+    );
 
     use sqlx::Connection;
     let mut admin = sqlx::PgConnection::connect(&url).await.unwrap();

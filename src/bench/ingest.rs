@@ -38,6 +38,8 @@ pub struct IngestFigure {
 pub struct IngestBench {
     pub partitions: i32,
     pub catalog: String,
+    /// The librdkafka settings both loops ran with, beyond the consumer's own.
+    pub kafka_settings: Vec<String>,
     pub figures: Vec<IngestFigure>,
     /// Peak memory over the longer stream against the shorter one.
     pub rss_growth: Option<f64>,
@@ -50,18 +52,25 @@ fn failed(message: impl std::fmt::Display) -> StageError {
     }
 }
 
-pub async fn ingest(
-    users: u64,
-    days: f64,
-    scale: u32,
-    partitions: i32,
-    catalog: &str,
-) -> Result<IngestBench, StageError> {
+/// What to measure, and on which catalog.
+#[derive(Debug, Clone)]
+pub struct IngestOptions {
+    pub users: u64,
+    pub days: f64,
+    /// The second stream is this many times longer.
+    pub scale: u32,
+    pub partitions: i32,
+    pub catalog: String,
+    /// librdkafka settings for both loops.
+    pub kafka: Vec<(String, String)>,
+}
+
+pub async fn ingest(options: &IngestOptions) -> Result<IngestBench, StageError> {
+    let catalog = options.catalog.as_str();
     let scratch = ScratchCatalog::create(catalog).await?;
-    let measured = measure(users, days, scale, partitions, &scratch.url);
-    let bench = measured.await;
+    let measured = measure(options, &scratch.url).await;
     scratch.drop_now().await;
-    let mut bench = bench?;
+    let mut bench = measured?;
     bench.catalog = catalog.split('@').next_back().unwrap_or(catalog).to_owned();
     Ok(bench)
 }
@@ -122,13 +131,14 @@ impl ScratchCatalog {
     }
 }
 
-async fn measure(
-    users: u64,
-    days: f64,
-    scale: u32,
-    partitions: i32,
-    catalog: &str,
-) -> Result<IngestBench, StageError> {
+async fn measure(options: &IngestOptions, catalog: &str) -> Result<IngestBench, StageError> {
+    let IngestOptions {
+        users,
+        days,
+        scale,
+        partitions,
+        ..
+    } = *options;
     let mock = MockCluster::new(1).map_err(failed)?;
     let brokers = mock.bootstrap_servers();
     let scratch =
@@ -147,8 +157,8 @@ async fn measure(
         let simulated = simulate_without_images_to(&dir, users, days, Some(target))?;
         let messages = simulated.kafka_messages.unwrap_or(0);
         check_retained(&brokers, &topic, partitions)?;
-        let bare_seconds = bare_loop(&brokers, &topic, partitions, messages)?;
-        let report = ingest_child(&brokers, &topic, catalog, &dir.join("out"))?;
+        let bare_seconds = bare_loop(&brokers, &topic, partitions, messages, &options.kafka)?;
+        let report = ingest_child(&brokers, &topic, catalog, &dir.join("out"), &options.kafka)?;
         let number = |key: &str| report.0[key].as_f64().unwrap_or(0.0);
         if number("messages") as u64 != messages {
             return Err(failed(format!(
@@ -181,6 +191,11 @@ async fn measure(
     Ok(IngestBench {
         partitions,
         catalog: catalog.split('@').next_back().unwrap_or(catalog).to_owned(),
+        kafka_settings: options
+            .kafka
+            .iter()
+            .map(|(key, value)| format!("{key}={value}"))
+            .collect(),
         figures,
         rss_growth,
     })
@@ -214,10 +229,13 @@ fn bare_loop(
     topic: &str,
     partitions: i32,
     expected: u64,
+    settings: &[(String, String)],
 ) -> Result<f64, StageError> {
-    let consumer: BaseConsumer = consumer_config(brokers, &format!("bare-{topic}"))
-        .create()
-        .map_err(failed)?;
+    let mut config = consumer_config(brokers, &format!("bare-{topic}"));
+    for (key, value) in settings {
+        config.set(key, value);
+    }
+    let consumer: BaseConsumer = config.create().map_err(failed)?;
     let mut assignment = TopicPartitionList::new();
     for partition in 0..partitions {
         assignment
@@ -246,6 +264,7 @@ fn ingest_child(
     topic: &str,
     catalog: &str,
     out: &Path,
+    settings: &[(String, String)],
 ) -> Result<(serde_json::Value, Option<f64>), StageError> {
     let exe = std::env::current_exe().map_err(failed)?;
     let group = format!("bench-{topic}-{}", std::process::id());
@@ -254,6 +273,11 @@ fn ingest_child(
         .args(["--group", &group, "--db", catalog, "--out"])
         .arg(out)
         .args(["--no-image-dedup", "--no-metrics", "--until-idle", "2"])
+        .args(
+            settings
+                .iter()
+                .flat_map(|(key, value)| ["--kafka-set".to_owned(), format!("{key}={value}")]),
+        )
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()

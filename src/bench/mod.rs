@@ -6,7 +6,7 @@ use std::time::Instant;
 use serde::Serialize;
 
 mod ingest;
-pub use ingest::{IngestBench, IngestFigure, ingest};
+pub use ingest::{IngestBench, IngestFigure, IngestOptions, ingest};
 
 use crate::events::{Event, Intake, Outcome, SourcePosition, Timestamp, Validator};
 use crate::pipeline::StageError;

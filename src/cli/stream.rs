@@ -63,8 +63,8 @@ pub struct IngestArgs {
     #[arg(long)]
     no_metrics: bool,
     /// librdkafka settings, KEY=VALUE (repeatable).
-    #[arg(long = "kafka-set", value_name = "KEY=VALUE")]
-    kafka_set: Vec<String>,
+    #[arg(long = "kafka-set", value_name = "KEY=VALUE", value_parser = super::kafka_setting)]
+    kafka_set: Vec<(String, String)>,
     /// Crash testing: stop dead after N messages without committing the batch in flight.
     #[arg(long, hide = true)]
     abort_after: Option<u64>,
@@ -117,13 +117,6 @@ pub async fn ingest(args: IngestArgs) -> Result<StreamReport> {
         (ImageDedup::Pixels, None) => bail!("--images is required (or pass --no-image-dedup)"),
         (_, images) => images.map(|url| ObjectRoot::open(&url)).transpose()?,
     };
-    let mut kafka_settings = Vec::new();
-    for pair in &args.kafka_set {
-        let (key, value) = pair
-            .split_once('=')
-            .with_context(|| format!("--kafka-set {pair:?}: expected KEY=VALUE"))?;
-        kafka_settings.push((key.to_owned(), value.to_owned()));
-    }
     let catalog = Catalog::open(&super::catalog_url(args.db, pipeline.as_ref())).await?;
     let options = StreamOptions {
         input,
@@ -144,7 +137,7 @@ pub async fn ingest(args: IngestArgs) -> Result<StreamReport> {
         snapshot_interval: Duration::from_secs_f64(args.snapshot_secs.max(0.0)),
         until_idle: args.until_idle.map(|s| Duration::from_secs_f64(s.max(0.0))),
         abort_after: args.abort_after,
-        kafka: kafka_settings,
+        kafka: args.kafka_set,
         dead_letter_topic: args
             .dead_letter_topic
             .or_else(|| kafka.as_ref().and_then(|k| k.dead_letter_topic.clone())),
