@@ -36,7 +36,8 @@ impl SeededXxh3 {
     }
 }
 
-/// A fresh random seed too: maps restored from a snapshot are built by `Default`.
+/// A fresh random seed too: maps restored from a snapshot, or inside a derived `Default`, are
+/// built by it.
 impl Default for SeededXxh3 {
     fn default() -> Self {
         Self::random()

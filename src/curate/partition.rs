@@ -14,7 +14,7 @@ use crate::events::{
     DeadLetter, Event, EventKind, Intake, IntakeCounts, Limits, Parsed, Publish, SourcePosition,
     Timestamp, Validator,
 };
-use crate::hashing::{FastMap, fast_map};
+use crate::hashing::FastMap;
 use crate::pipeline::StageError;
 use crate::store::{CounterDelta, ObjectRoot};
 
@@ -36,25 +36,13 @@ pub struct PartitionSettings {
 }
 
 /// What a run of messages changed, for one catalog transaction.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct PendingCommit {
     pub messages: u64,
     pub publishes: Vec<Publish<'static>>,
     counters: FastMap<String, (i64, i64)>,
     pub letters: Vec<DeadLetter>,
     pub flushed: Flushed,
-}
-
-impl Default for PendingCommit {
-    fn default() -> Self {
-        Self {
-            messages: 0,
-            publishes: Vec::new(),
-            counters: fast_map(),
-            letters: Vec::new(),
-            flushed: Flushed::default(),
-        }
-    }
 }
 
 impl PendingCommit {

@@ -1,29 +1,21 @@
 //! What librdkafka tells the consumer loop on its own threads: rebalances, queued for the loop
 //! to act on between messages, and statistics, whose consumer lag goes to the metrics.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use rdkafka::consumer::{BaseConsumer, ConsumerContext, Rebalance};
 use rdkafka::statistics::Statistics;
 use rdkafka::{ClientContext, TopicPartitionList};
 
+use super::mailbox::Mailbox;
 use super::metrics::StreamMetrics;
 
 /// What librdkafka reports on its own: rebalances, for the loop to act on between messages,
 /// and statistics, whose consumer lag goes straight to the metrics.
 #[derive(Clone)]
 pub(super) struct RebalanceLog {
-    pub(super) events: Arc<RebalanceQueue>,
+    pub(super) events: Arc<Mailbox<RebalanceEvent>>,
     pub(super) metrics: Arc<StreamMetrics>,
-}
-
-/// Rebalances not yet taken. The poll thread looks after every message; the flag spares it a
-/// lock each time, since rebalances are rare.
-#[derive(Default)]
-pub(super) struct RebalanceQueue {
-    noted: AtomicBool,
-    events: Mutex<Vec<RebalanceEvent>>,
 }
 
 /// (assigned rather than revoked, the partitions).
@@ -59,20 +51,10 @@ impl ConsumerContext for RebalanceLog {
 impl RebalanceLog {
     fn note(&self, assigned: bool, list: &TopicPartitionList) {
         let partitions = list.elements().iter().map(|e| e.partition()).collect();
-        if let Ok(mut log) = self.events.events.lock() {
-            log.push((assigned, partitions));
-        }
-        self.events.noted.store(true, Ordering::Release);
+        self.events.post((assigned, partitions));
     }
 
     pub(super) fn take(&self) -> Vec<RebalanceEvent> {
-        if !self.events.noted.swap(false, Ordering::Acquire) {
-            return Vec::new();
-        }
-        self.events
-            .events
-            .lock()
-            .map(|mut log| std::mem::take(&mut *log))
-            .unwrap_or_default()
+        self.events.take()
     }
 }

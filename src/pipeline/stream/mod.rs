@@ -33,6 +33,7 @@ mod consumption;
 mod context;
 mod files;
 mod kafka;
+mod mailbox;
 pub mod metrics;
 mod partitions;
 mod poller;

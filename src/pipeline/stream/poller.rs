@@ -23,6 +23,7 @@ use tracing::warn;
 use crate::events::{Parsed, Validator, parse_record};
 
 use super::context::{RebalanceEvent, RebalanceLog};
+use super::mailbox::Mailbox;
 
 /// A chunk is handed over at this many messages or bytes, or as soon as librdkafka has nothing
 /// more fetched: big enough that the hand-over costs nothing per message, small enough that
@@ -146,24 +147,9 @@ impl Spares {
     }
 }
 
-/// Seeks the loop asked for, made by the poll thread between two polls.
-#[derive(Default)]
-struct SeekRequests {
-    asked: AtomicBool,
-    requests: Mutex<Vec<(i32, i64, u64)>>,
-}
-
-impl SeekRequests {
-    fn take(&self) -> Vec<(i32, i64, u64)> {
-        if !self.asked.swap(false, Ordering::Acquire) {
-            return Vec::new();
-        }
-        self.requests
-            .lock()
-            .map(|mut r| std::mem::take(&mut *r))
-            .unwrap_or_default()
-    }
-}
+/// Seeks the loop asked for (partition, offset, epoch), made by the poll thread between two
+/// polls.
+type SeekRequests = Mailbox<(i32, i64, u64)>;
 
 /// The loop's handle on the consumer the poll thread polls.
 pub(super) struct ConsumerLink {
@@ -180,10 +166,7 @@ impl ConsumerLink {
 
     /// Asks for `partition` to be read from `offset`; a `Polled::Sought` mark follows.
     pub(super) fn seek(&self, partition: i32, offset: i64, epoch: u64) {
-        if let Ok(mut requests) = self.seeks.requests.lock() {
-            requests.push((partition, offset, epoch));
-        }
-        self.seeks.asked.store(true, Ordering::Release);
+        self.seeks.post((partition, offset, epoch));
     }
 }
 
