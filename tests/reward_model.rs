@@ -1,19 +1,57 @@
 //! The reward model: gradients reach every trained weight (the candle-nn backward passes this
 //! project adds), weights survive a safetensors round trip, a resumed run equals an
-//! uninterrupted one, and simulate → curate → train → eval beats the untrained baseline.
+//! uninterrupted one, simulate → curate → train → eval beats the untrained baseline, train's OUT
+//! is accepted wherever a model is read, and the text tower pools where transformers does.
 
 use std::path::Path;
 
-use candle_core::{DType, Device, Tensor, Var};
+use candle_core::{DType, Device, IndexOp, Module, Tensor, Var};
+use candle_nn::{VarBuilder, VarMap};
+use candle_transformers::models::clip::text_model::ClipTextTransformer;
+use candle_transformers::models::clip::{ClipModel, div_l2_norm};
 use social_reward::curate::{CurateConfig, CurateOptions, ImageDedup, curate};
 use social_reward::events::{Limits, Timestamp};
 use social_reward::sources::simulator::{Scenario, SimulateOptions, simulate};
 use social_reward::store::Catalog;
 use social_reward::train::loss::{MARGIN, triplet_loss};
-use social_reward::train::model::{files_from_memory, tiny_model_files, write_model_files};
-use social_reward::train::{
-    EvalOptions, ModelChoice, RewardModel, TrainOptions, Trainable, evaluate, train,
+use social_reward::train::model::{
+    CONFIG_FILE, TOKENIZER_FILE, WEIGHTS_FILE, files_from_memory, random_model_files,
+    resolve_model_dir, tiny_model_files, write_model_files,
 };
+use social_reward::train::tokenize::{PromptTokenizer, word_level_tokenizer_json};
+use social_reward::train::{
+    ClipSpec, EvalOptions, ModelChoice, RewardModel, TrainError, TrainOptions, Trainable, evaluate,
+    train,
+};
+
+/// The binary with `args`, INFO logs on stderr.
+fn cli(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_social-reward"))
+        .args(["--quiet", "-v"])
+        .args(args)
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap()
+}
+
+/// stdout of a run that must succeed.
+fn cli_ok(args: &[&str]) -> String {
+    let output = cli(args);
+    assert!(
+        output.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+fn file_of(files: &[(&'static str, Vec<u8>)], name: &str) -> Vec<u8> {
+    files
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, bytes)| bytes.clone())
+        .unwrap()
+}
 
 fn tiny(trainable: Trainable, train: bool) -> RewardModel {
     let files = files_from_memory(&tiny_model_files(3).unwrap()).unwrap();
@@ -310,6 +348,24 @@ async fn simulate_curate_train_eval_beats_the_untrained_baseline() {
     let [lo, hi] = eval.ci95.unwrap();
     assert!(lo <= accuracy && accuracy <= hi);
 
+    // `eval` given train's OUT reads OUT/model: the same summary, naming the directory read.
+    let eval_cli = |model: &str| {
+        let args = [
+            "eval",
+            "--model",
+            model,
+            "--triplets",
+            curated.as_str(),
+            "--images",
+            images.as_str(),
+        ];
+        serde_json::from_str::<serde_json::Value>(&cli_ok(&args)).unwrap()
+    };
+    let via_out = eval_cli(&out);
+    assert_eq!(via_out, eval_cli(&trained.model_uri));
+    assert_eq!(via_out["model"], trained.model_uri.as_str());
+    assert_eq!(via_out["accuracy"].as_f64(), Some(accuracy));
+
     // A run stopped at step 60 and started again resumes from its checkpoint (weights, Adam
     // moments, data order) and ends with the same weights as the uninterrupted run.
     let interrupted = TrainOptions {
@@ -398,4 +454,240 @@ async fn score_prints_one_line_per_image_and_null_for_unreadable_ones() {
     let again: serde_json::Value =
         serde_json::from_str(String::from_utf8(again.stdout).unwrap().trim()).unwrap();
     assert_eq!(again["score"], lines[0]["score"]);
+}
+
+#[tokio::test]
+async fn score_accepts_train_out_and_a_wrong_directory_says_what_to_pass() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out").display().to_string();
+    write_model_files(&format!("{out}/model"), tiny_model_files(5).unwrap())
+        .await
+        .unwrap();
+    let picture = dir.path().join("fox.png");
+    image::RgbImage::from_fn(70, 50, |x, y| image::Rgb([x as u8 * 3, y as u8 * 5, 40]))
+        .save(&picture)
+        .unwrap();
+    let picture = picture.display().to_string();
+    let score = |model: &str| {
+        cli_ok(&[
+            "score",
+            "--model",
+            model,
+            "--prompt",
+            "a fox",
+            picture.as_str(),
+        ])
+    };
+    let direct = score(&format!("{out}/model"));
+    assert!(direct.contains("\"score\":"), "{direct}");
+    assert_eq!(score(&out), direct);
+    assert_eq!(score(&format!("file://{out}")), direct);
+    let logged = cli(&[
+        "score",
+        "--model",
+        out.as_str(),
+        "--prompt",
+        "a fox",
+        picture.as_str(),
+    ]);
+    let stderr = String::from_utf8_lossy(&logged.stderr);
+    assert!(stderr.contains("is a `train --out` directory"), "{stderr}");
+
+    assert_eq!(
+        resolve_model_dir(&format!("file://{out}")).await.unwrap(),
+        format!("file://{out}/model")
+    );
+    assert_eq!(
+        resolve_model_dir(&format!("{out}/model")).await.unwrap(),
+        format!("{out}/model")
+    );
+    // A folder that is neither, through the library and through both commands.
+    let empty = dir.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let empty = empty.display().to_string();
+    assert!(matches!(
+        resolve_model_dir(&empty).await,
+        Err(TrainError::NotAModel { .. })
+    ));
+    let empty = empty.as_str();
+    for args in [
+        vec![
+            "score",
+            "--model",
+            empty,
+            "--prompt",
+            "a fox",
+            picture.as_str(),
+        ],
+        vec![
+            "eval",
+            "--model",
+            empty,
+            "--triplets",
+            empty,
+            "--images",
+            empty,
+        ],
+    ] {
+        let output = cli(&args);
+        assert!(!output.status.success());
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains(
+                "is neither a model directory (no config.json) nor a `train --out` \
+                 directory (no model/config.json); pass train's OUT or OUT/model"
+            ),
+            "{args:?}: {stderr}"
+        );
+    }
+    // A mistyped path is reported, not created.
+    let missing = dir.path().join("typo").display().to_string();
+    assert!(resolve_model_dir(&missing).await.is_err());
+    assert!(!dir.path().join("typo").exists());
+}
+
+#[test]
+fn text_pooling_equals_candles_argmax_when_the_end_token_is_the_largest_id() {
+    let files = tiny_model_files(3).unwrap();
+    let spec = ClipSpec::parse(&file_of(&files, CONFIG_FILE)).unwrap();
+    let weights =
+        candle_core::safetensors::load_buffer(&file_of(&files, WEIGHTS_FILE), &Device::Cpu)
+            .unwrap();
+    // candle's own CLIP (argmax pooling) over variables holding the same weights.
+    let varmap = VarMap::new();
+    let reference = ClipModel::new(
+        VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu),
+        &spec.to_candle(),
+    )
+    .unwrap();
+    let reference_vars = varmap.data().lock().unwrap().clone();
+    for (name, var) in &reference_vars {
+        var.set(&weights[name]).unwrap();
+    }
+    let model = RewardModel::build(
+        &files_from_memory(&files).unwrap(),
+        Trainable::All,
+        true,
+        &Device::Cpu,
+    )
+    .unwrap();
+    let tokenizer =
+        PromptTokenizer::from_json(&file_of(&files, TOKENIZER_FILE), spec.max_tokens()).unwrap();
+    let prompts = [
+        "a red fox at sunset, watercolor",
+        "a cat",
+        "a tiny robot in space",
+    ];
+    let ids = tokenizer.batch(&prompts, &Device::Cpu).unwrap();
+    let theirs = div_l2_norm(&reference.get_text_features(&ids).unwrap()).unwrap();
+    let ours = model.embed_prompts(&prompts).unwrap();
+    assert_eq!(
+        ours.to_vec2::<f32>().unwrap(),
+        theirs.to_vec2::<f32>().unwrap()
+    );
+    // The same gradients, bit for bit: training is unchanged where the pooling agrees.
+    let mix = Tensor::arange(0f32, (3 * spec.projection_dim) as f32, &Device::Cpu)
+        .unwrap()
+        .reshape((3, spec.projection_dim))
+        .unwrap()
+        .sin()
+        .unwrap();
+    let their_grads = (theirs * &mix)
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .backward()
+        .unwrap();
+    let our_grads = (ours * &mix)
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .backward()
+        .unwrap();
+    let mut compared = 0;
+    for (name, var) in model.trainable_vars() {
+        if !name.starts_with("text_") {
+            continue;
+        }
+        let bits = |grads: &candle_core::backprop::GradStore, var: &Var| {
+            grads.get(var.as_tensor()).map(|g| {
+                g.flatten_all()
+                    .unwrap()
+                    .to_vec1::<f32>()
+                    .unwrap()
+                    .into_iter()
+                    .map(f32::to_bits)
+                    .collect::<Vec<_>>()
+            })
+        };
+        assert_eq!(
+            bits(&our_grads, &var),
+            bits(&their_grads, &reference_vars[&name]),
+            "{name}"
+        );
+        compared += 1;
+    }
+    assert!(compared > 20, "{compared} text weights compared");
+}
+
+#[test]
+fn prompts_pool_at_their_end_token_when_it_is_not_the_largest_id() {
+    // pad 0, unk 1, cat 2, dog 3, start 4, end 5; then dog becomes 9, above the end token.
+    let tokenizer = String::from_utf8(word_level_tokenizer_json(["cat", "dog"]).unwrap())
+        .unwrap()
+        .replace("\"dog\": 3", "\"dog\": 9")
+        .into_bytes();
+    let files = random_model_files(&ClipSpec::tiny(16), tokenizer, 2).unwrap();
+    let config: serde_json::Value = serde_json::from_slice(&file_of(&files, CONFIG_FILE)).unwrap();
+    let text_config = &config["text_config"];
+    assert_eq!(
+        (
+            &text_config["bos_token_id"],
+            &text_config["eos_token_id"],
+            &text_config["pad_token_id"]
+        ),
+        (&4.into(), &5.into(), &0.into())
+    );
+    let model = RewardModel::build(
+        &files_from_memory(&files).unwrap(),
+        Trainable::Paper,
+        false,
+        &Device::Cpu,
+    )
+    .unwrap();
+    assert_eq!(
+        model.spec().text_config.pooling(),
+        social_reward::train::spec::Pooling::FirstEos(5)
+    );
+    // "cat dog" is [4, 2, 9, 5]: the end token sits at 3, the largest id at 2.
+    let vb = VarBuilder::from_buffered_safetensors(
+        file_of(&files, WEIGHTS_FILE),
+        DType::F32,
+        &Device::Cpu,
+    )
+    .unwrap();
+    let config = model.spec().to_candle();
+    let text = ClipTextTransformer::new(vb.pp("text_model"), &config.text_config).unwrap();
+    let projection = candle_nn::linear_no_bias(
+        config.text_config.embed_dim,
+        config.text_config.projection_dim,
+        vb.pp("text_projection"),
+    )
+    .unwrap();
+    let ids = Tensor::new(&[[4u32, 2, 9, 5]], &Device::Cpu).unwrap();
+    let hidden = text.forward_with_mask(&ids, usize::MAX).unwrap();
+    let at = |position: usize| {
+        let pooled = hidden.i((.., position)).unwrap();
+        div_l2_norm(&projection.forward(&pooled).unwrap())
+            .unwrap()
+            .to_vec2::<f32>()
+            .unwrap()
+    };
+    let ours = model
+        .embed_prompts(&["cat dog"])
+        .unwrap()
+        .to_vec2::<f32>()
+        .unwrap();
+    assert_eq!(ours, at(3));
+    assert_ne!(ours, at(2), "argmax would pool at dog");
 }

@@ -98,7 +98,7 @@ pub async fn train(args: TrainArgs, progress: bool) -> Result<train::TrainSummar
 
 #[derive(Args)]
 pub struct EvalArgs {
-    /// Model directory/URL (train's OUT/model).
+    /// Model directory/URL, or train's OUT (its model/ is read).
     #[arg(long)]
     model: String,
     #[arg(long)]
@@ -138,31 +138,13 @@ pub async fn eval(args: EvalArgs) -> Result<train::EvalSummary> {
         cpu_only: args.cpu,
     };
     let summary = train::evaluate(&options).await?;
-    let pct = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{:.1}%", 100.0 * v));
-    let ci = |v: Option<[f64; 2]>| {
-        v.map_or("-".to_owned(), |[lo, hi]| {
-            format!("[{:.1}, {:.1}]", 100.0 * lo, 100.0 * hi)
-        })
-    };
-    eprintln!(
-        "pairwise accuracy on {} ({} pairs, {} skipped)\n  trained   {:>7} {}\n  baseline  {:>7} {}\n  unique-prompt subset ({} pairs): trained {}, baseline {}",
-        summary.split,
-        summary.pairs,
-        summary.skipped,
-        pct(summary.accuracy),
-        ci(summary.ci95),
-        pct(summary.baseline_accuracy),
-        ci(summary.baseline_ci95),
-        summary.unique_prompt_pairs,
-        pct(summary.unique_prompt_accuracy),
-        pct(summary.baseline_unique_prompt_accuracy),
-    );
+    eprint!("{}", summary.table());
     Ok(summary)
 }
 
 #[derive(Args)]
 pub struct ScoreArgs {
-    /// Model directory/URL.
+    /// Model directory/URL, or train's OUT (its model/ is read).
     #[arg(long)]
     model: String,
     #[arg(long)]

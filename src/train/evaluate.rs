@@ -144,6 +144,31 @@ pub struct EvalSummary {
     pub baseline_unique_prompt_accuracy: Option<f64>,
 }
 
+impl EvalSummary {
+    /// The accuracies as a plain-text table for people (`eval` and `run` print it).
+    pub fn table(&self) -> String {
+        let pct = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{:.1}%", 100.0 * v));
+        let ci = |v: Option<[f64; 2]>| {
+            v.map_or("-".to_owned(), |[lo, hi]| {
+                format!("[{:.1}, {:.1}]", 100.0 * lo, 100.0 * hi)
+            })
+        };
+        format!(
+            "pairwise accuracy on {} ({} pairs, {} skipped)\n  trained   {:>7} {}\n  baseline  {:>7} {}\n  unique-prompt subset ({} pairs): trained {}, baseline {}\n",
+            self.split,
+            self.pairs,
+            self.skipped,
+            pct(self.accuracy),
+            ci(self.ci95),
+            pct(self.baseline_accuracy),
+            ci(self.baseline_ci95),
+            self.unique_prompt_pairs,
+            pct(self.unique_prompt_accuracy),
+            pct(self.baseline_unique_prompt_accuracy),
+        )
+    }
+}
+
 /// The model card's `base_model`, when the model directory has one.
 async fn base_model_of(model_url: &str) -> Option<String> {
     let root = ObjectRoot::open(model_url).ok()?;
@@ -154,20 +179,23 @@ async fn base_model_of(model_url: &str) -> Option<String> {
 
 pub async fn evaluate(options: &EvalOptions) -> Result<EvalSummary, TrainError> {
     let device = device::pick(options.cpu_only)?;
+    // The model first: a wrong --model is reported before any triplet is read.
+    let model = RewardModel::load(&options.model, Trainable::Paper, false, &device).await?;
+    // The directory actually read: `options.model` may be train's OUT rather than OUT/model.
+    let model_url = model.url().unwrap_or(&options.model).to_owned();
     let mut rows = read_triplets(&options.triplets, Some(&options.split))
         .await?
         .rows;
     if let Some(limit) = options.limit {
         rows.truncate(limit);
     }
-    let model = RewardModel::load(&options.model, Trainable::Paper, false, &device).await?;
     let mut loader = ImageLoader::new(&options.images, model.image_size(), 100_000)?;
     let judged = judge(&model, &rows, &mut loader, options.batch_size).await?;
     let image_size = model.image_size();
     drop(model);
     let baseline_url = match &options.baseline {
         Some(url) => Some(url.clone()),
-        None => base_model_of(&options.model).await,
+        None => base_model_of(&model_url).await,
     };
     let baseline = match &baseline_url {
         Some(url) => {
@@ -181,7 +209,7 @@ pub async fn evaluate(options: &EvalOptions) -> Result<EvalSummary, TrainError> 
         None => None,
     };
     Ok(EvalSummary {
-        model: options.model.clone(),
+        model: model_url,
         baseline_model: baseline_url,
         split: options.split.clone(),
         device: device::describe(&device),

@@ -22,6 +22,8 @@ use super::{TrainError, Trainable, device};
 use crate::store::{Catalog, ObjectRoot};
 
 pub const MODEL_CARD_FILE: &str = "model_card.json";
+/// Where in OUT the trained model goes (the other entries are `base/` and `checkpoints/`).
+pub const MODEL_DIR: &str = "model";
 const OPTIMIZER_FILE: &str = "optimizer.safetensors";
 const STATE_FILE: &str = "state.json";
 const LATEST_FILE: &str = "checkpoints/latest.json";
@@ -390,7 +392,7 @@ pub async fn train(
         .map(|(_, bytes)| blake3::hash(bytes).to_hex()[..16].to_owned())
         .unwrap_or_default();
     let model_id = format!("reward-{weights}");
-    let model_url = out.url_of("model");
+    let model_url = out.url_of(MODEL_DIR);
     write_model_files(&model_url, files).await?;
     let tail = &losses[losses.len().saturating_sub(20)..];
     let summary = TrainSummary {

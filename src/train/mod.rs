@@ -26,6 +26,11 @@ pub use spec::{ClipSpec, Trainable};
 pub enum TrainError {
     #[error("model: {0}")]
     Model(String),
+    #[error(
+        "{url} is neither a model directory (no config.json) nor a `train --out` directory \
+         (no model/config.json); pass train's OUT or OUT/model"
+    )]
+    NotAModel { url: String },
     #[error("training data: {0}")]
     Data(String),
     #[error("tensor: {0}")]

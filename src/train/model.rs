@@ -1,6 +1,7 @@
 //! The reward model: candle's CLIP built from a Hugging Face layout directory (`config.json`,
 //! `model.safetensors`, `tokenizer.json`), with the weights a run trains held as variables and
-//! every other weight as a constant, so frozen layers cost no backward pass.
+//! every other weight as a constant, so frozen layers cost no backward pass. The text tower
+//! pools at the end token by transformers' rule (`TextSpec::pooling`), not candle's argmax.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -8,19 +9,25 @@ use std::sync::{Arc, Mutex};
 
 use candle_core::{D, DType, Device, Shape, Tensor, Var};
 use candle_nn::var_builder::SimpleBackend;
-use candle_nn::{Init, VarBuilder, VarMap};
+use candle_nn::{Init, Linear, Module, VarBuilder, VarMap};
+use candle_transformers::models::clip::text_model::ClipTextTransformer;
+use candle_transformers::models::clip::vision_model::ClipVisionTransformer;
 use candle_transformers::models::clip::{ClipModel, div_l2_norm};
 use rand::SeedableRng;
 use rand_distr::{Distribution, Normal};
 
 use super::TrainError;
-use super::spec::{ClipSpec, Trainable};
-use super::tokenize::{PromptTokenizer, word_level_tokenizer_json};
+use super::fit::MODEL_DIR;
+use super::preprocess::{CLIP_MEAN, CLIP_STD};
+use super::spec::{ClipSpec, Pooling, Trainable};
+use super::tokenize::{DEFAULT_PAD_ID, PromptTokenizer, word_level_tokenizer_json};
 use crate::store::ObjectRoot;
 
 pub const CONFIG_FILE: &str = "config.json";
 pub const WEIGHTS_FILE: &str = "model.safetensors";
 pub const TOKENIZER_FILE: &str = "tokenizer.json";
+/// Read by transformers' `CLIPImageProcessor` only: the code preprocesses by itself.
+pub const PREPROCESSOR_FILE: &str = "preprocessor_config.json";
 
 /// Largest weights file read from a remote store (ViT-L/14 is 1.7 GB in f32).
 const MAX_WEIGHTS_BYTES: u64 = 8 << 30;
@@ -38,23 +45,60 @@ enum Weights {
     Bytes(Vec<u8>),
 }
 
+/// The folder behind a local path or `file://` URL; `None` for remote stores.
+fn local_path(url: &str) -> Option<PathBuf> {
+    match url.strip_prefix("file://") {
+        Some(path) => Some(PathBuf::from(path)),
+        None if url.contains("://") => None,
+        None => Some(PathBuf::from(url)),
+    }
+}
+
+/// The model directory a user means: `url` itself when it holds a `config.json`, else the model
+/// that `train --out url` wrote (`url/model`), so that train's OUT can be passed wherever a model
+/// is read. Works the same on local folders, `file://` and object store URLs.
+pub async fn resolve_model_dir(url: &str) -> Result<String, TrainError> {
+    // Opening a local root creates the folder: a mistyped path must not leave one behind.
+    if let Some(path) = local_path(url)
+        && !path.is_dir()
+    {
+        return Err(TrainError::Model(format!(
+            "model directory {url} does not exist"
+        )));
+    }
+    let root = ObjectRoot::open(url)?;
+    if root.exists(CONFIG_FILE).await? {
+        tracing::info!("model directory {url}");
+        return Ok(url.to_owned());
+    }
+    if root.exists(&format!("{MODEL_DIR}/{CONFIG_FILE}")).await? {
+        let model = root.url_of(MODEL_DIR);
+        tracing::info!("{url} is a `train --out` directory: model directory {model}");
+        return Ok(model);
+    }
+    Err(TrainError::NotAModel {
+        url: url.to_owned(),
+    })
+}
+
 impl ModelFiles {
-    /// Reads a model directory from a local path, `file://` or any object store URL.
-    pub async fn fetch(url: &str) -> Result<Self, TrainError> {
-        let root = ObjectRoot::open(url)?;
+    /// Reads a model directory (or train's OUT, see [`resolve_model_dir`]) from a local path,
+    /// `file://` or any object store URL. Returns the files and the model directory's URL.
+    pub async fn fetch(url: &str) -> Result<(Self, String), TrainError> {
+        let url = resolve_model_dir(url).await?;
+        let root = ObjectRoot::open(&url)?;
         let config = root.get(CONFIG_FILE, MAX_SMALL_FILE_BYTES).await?;
         let tokenizer = root.get(TOKENIZER_FILE, MAX_SMALL_FILE_BYTES).await?;
-        let local = url.strip_prefix("file://").unwrap_or(url);
-        let weights = if !url.contains("://") || url.starts_with("file://") {
-            Weights::Mapped(PathBuf::from(local).join(WEIGHTS_FILE))
-        } else {
-            Weights::Bytes(root.get(WEIGHTS_FILE, MAX_WEIGHTS_BYTES).await?)
+        let weights = match local_path(&url) {
+            Some(dir) => Weights::Mapped(dir.join(WEIGHTS_FILE)),
+            None => Weights::Bytes(root.get(WEIGHTS_FILE, MAX_WEIGHTS_BYTES).await?),
         };
-        Ok(Self {
+        let files = Self {
             config,
             tokenizer,
             weights,
-        })
+        };
+        Ok((files, url))
     }
 
     fn var_builder(&self, device: &Device) -> Result<VarBuilder<'static>, TrainError> {
@@ -166,14 +210,138 @@ impl SimpleBackend for SharedSource {
     }
 }
 
+/// The positions [`pool`] takes, one per row of `ids`.
+pub fn pooled_positions(ids: &[Vec<u32>], pooling: Pooling) -> Vec<usize> {
+    ids.iter()
+        .map(|row| match pooling {
+            // The first largest, as torch's argmax picks among equals.
+            Pooling::Argmax => {
+                let largest = row.iter().max();
+                row.iter().position(|id| Some(id) == largest).unwrap_or(0)
+            }
+            Pooling::FirstEos(eos) => row.iter().position(|&id| id == eos).unwrap_or(0),
+        })
+        .collect()
+}
+
+/// `(batch, dim)`: each row's hidden state at its pooled position, from `hidden` of shape
+/// `(batch, seq, dim)` and `ids` of shape `(batch, seq)`. Differentiable (an index select).
+pub fn pool(hidden: &Tensor, ids: &Tensor, pooling: Pooling) -> Result<Tensor, TrainError> {
+    let (batch, seq, dim) = hidden.dims3()?;
+    let rows = ids.to_vec2::<u32>()?;
+    let flat: Vec<u32> = pooled_positions(&rows, pooling)
+        .into_iter()
+        .enumerate()
+        .map(|(row, at)| (row * seq + at) as u32)
+        .collect();
+    let index = Tensor::from_vec(flat, batch, hidden.device())?;
+    Ok(hidden
+        .reshape((batch * seq, dim))?
+        .index_select(&index, 0)?)
+}
+
+/// CLIP's towers and projections, assembled here rather than through candle's `ClipModel`,
+/// whose text tower pools at the largest id: right only when the end token has the largest id.
+struct Clip {
+    text: ClipTextTransformer,
+    vision: ClipVisionTransformer,
+    text_projection: Linear,
+    visual_projection: Linear,
+    pooling: Pooling,
+}
+
+impl Clip {
+    /// Asks `vb` for the same weights, under the same names, as candle's `ClipModel::new`.
+    fn new(vb: VarBuilder, spec: &ClipSpec) -> Result<Self, TrainError> {
+        let config = spec.to_candle();
+        let (text, vision) = (&config.text_config, &config.vision_config);
+        let clip = Self {
+            text: ClipTextTransformer::new(vb.pp("text_model"), text)?,
+            vision: ClipVisionTransformer::new(vb.pp("vision_model"), vision)?,
+            visual_projection: candle_nn::linear_no_bias(
+                vision.embed_dim,
+                vision.projection_dim,
+                vb.pp("visual_projection"),
+            )?,
+            text_projection: candle_nn::linear_no_bias(
+                text.embed_dim,
+                text.projection_dim,
+                vb.pp("text_projection"),
+            )?,
+            pooling: spec.text_config.pooling(),
+        };
+        // Unused by the reward, but part of the directory transformers loads.
+        vb.get((), "logit_scale")?;
+        Ok(clip)
+    }
+
+    fn text_features(&self, ids: &Tensor) -> Result<Tensor, TrainError> {
+        let hidden = self.text.forward_with_mask(ids, usize::MAX)?;
+        Ok(pool(&hidden, ids, self.pooling)?.apply(&self.text_projection)?)
+    }
+
+    fn image_features(&self, pixels: &Tensor) -> Result<Tensor, TrainError> {
+        Ok(self
+            .vision
+            .forward(pixels)?
+            .apply(&self.visual_projection)?)
+    }
+}
+
+/// Parses a directory's config and tokenizer, recording in the config the token ids the
+/// tokenizer uses (older directories lack them) and padding with the config's.
+fn spec_and_tokenizer(
+    config: &[u8],
+    tokenizer_json: &[u8],
+) -> Result<(ClipSpec, PromptTokenizer), TrainError> {
+    let mut spec = ClipSpec::parse(config)?;
+    let tokenizer = PromptTokenizer::from_json(tokenizer_json, spec.max_tokens())?;
+    if tokenizer.vocab_size() > spec.text_config.vocab_size {
+        return Err(TrainError::Model(format!(
+            "tokenizer has {} tokens, the text tower {}",
+            tokenizer.vocab_size(),
+            spec.text_config.vocab_size
+        )));
+    }
+    spec.text_config.adopt_token_ids(
+        tokenizer.start_id(),
+        tokenizer.end_id(),
+        tokenizer.largest_id(),
+    )?;
+    let pad = spec.text_config.pad_token_id.unwrap_or(DEFAULT_PAD_ID);
+    Ok((spec, tokenizer.with_pad(pad)))
+}
+
+/// transformers' `CLIPImageProcessor` settings closest to `preprocess::clip_pixels`: bicubic
+/// resize of the shortest side, centre crop, CLIP's mean and deviation. Close, not identical:
+/// PIL's bicubic and its rounding of odd margins differ from ours by a few levels in places.
+fn preprocessor_config(image_size: usize) -> Vec<u8> {
+    let json = serde_json::json!({
+        "image_processor_type": "CLIPImageProcessor",
+        "do_convert_rgb": true,
+        "do_resize": true,
+        "size": {"shortest_edge": image_size},
+        "resample": 3,
+        "do_center_crop": true,
+        "crop_size": {"height": image_size, "width": image_size},
+        "do_rescale": true,
+        "rescale_factor": 1.0 / 255.0,
+        "do_normalize": true,
+        "image_mean": CLIP_MEAN,
+        "image_std": CLIP_STD,
+    });
+    serde_json::to_vec_pretty(&json).unwrap_or_default()
+}
+
 /// CLIP plus its tokenizer and the bookkeeping of which weights train.
 pub struct RewardModel {
-    clip: ClipModel,
+    clip: Clip,
     spec: ClipSpec,
     tokenizer: PromptTokenizer,
     tokenizer_json: Vec<u8>,
     params: Arc<ParamSource>,
     device: Device,
+    url: Option<String>,
 }
 
 impl RewardModel {
@@ -185,15 +353,7 @@ impl RewardModel {
         train: bool,
         device: &Device,
     ) -> Result<Self, TrainError> {
-        let spec = ClipSpec::parse(&files.config)?;
-        let tokenizer = PromptTokenizer::from_json(&files.tokenizer, spec.max_tokens())?;
-        if tokenizer.vocab_size() > spec.text_config.vocab_size {
-            return Err(TrainError::Model(format!(
-                "tokenizer has {} tokens, the text tower {}",
-                tokenizer.vocab_size(),
-                spec.text_config.vocab_size
-            )));
-        }
+        let (spec, tokenizer) = spec_and_tokenizer(&files.config, &files.tokenizer)?;
         let params = Arc::new(ParamSource {
             file: files.var_builder(device)?,
             spec: spec.clone(),
@@ -204,7 +364,7 @@ impl RewardModel {
         });
         let backend: Box<dyn SimpleBackend> = Box::new(SharedSource(params.clone()));
         let vb = VarBuilder::from_backend(backend, DType::F32, device.clone());
-        let clip = ClipModel::new(vb, &spec.to_candle())?;
+        let clip = Clip::new(vb, &spec)?;
         Ok(Self {
             clip,
             spec,
@@ -212,17 +372,26 @@ impl RewardModel {
             tokenizer_json: files.tokenizer.clone(),
             params,
             device: device.clone(),
+            url: None,
         })
     }
 
+    /// Loads a model directory, or the one in train's OUT (see [`resolve_model_dir`]).
     pub async fn load(
         url: &str,
         trainable: Trainable,
         train: bool,
         device: &Device,
     ) -> Result<Self, TrainError> {
-        let files = ModelFiles::fetch(url).await?;
-        Self::build(&files, trainable, train, device)
+        let (files, url) = ModelFiles::fetch(url).await?;
+        let mut model = Self::build(&files, trainable, train, device)?;
+        model.url = Some(url);
+        Ok(model)
+    }
+
+    /// The model directory it was loaded from (`None` when built from memory).
+    pub fn url(&self) -> Option<&str> {
+        self.url.as_deref()
     }
 
     pub fn spec(&self) -> &ClipSpec {
@@ -263,11 +432,15 @@ impl RewardModel {
         all
     }
 
-    /// The directory's three files, as bytes, for an object store.
+    /// The directory's files, as bytes, for an object store.
     pub fn to_files(&self) -> Result<Vec<(&'static str, Vec<u8>)>, TrainError> {
         Ok(vec![
             (CONFIG_FILE, self.spec.to_json()),
             (TOKENIZER_FILE, self.tokenizer_json.clone()),
+            (
+                PREPROCESSOR_FILE,
+                preprocessor_config(self.spec.image_size()),
+            ),
             (WEIGHTS_FILE, safetensors_bytes(&self.named_weights())?),
         ])
     }
@@ -275,12 +448,12 @@ impl RewardModel {
     /// L2-normalised prompt embeddings, `(batch, projection_dim)`.
     pub fn embed_prompts(&self, prompts: &[&str]) -> Result<Tensor, TrainError> {
         let ids = self.tokenizer.batch(prompts, &self.device)?;
-        Ok(div_l2_norm(&self.clip.get_text_features(&ids)?)?)
+        Ok(div_l2_norm(&self.clip.text_features(&ids)?)?)
     }
 
     /// L2-normalised image embeddings of `(batch, 3, size, size)` preprocessed pixels.
     pub fn embed_images(&self, pixels: &Tensor) -> Result<Tensor, TrainError> {
-        Ok(div_l2_norm(&self.clip.get_image_features(pixels)?)?)
+        Ok(div_l2_norm(&self.clip.image_features(pixels)?)?)
     }
 
     /// Cosine similarity of each prompt with its image: the reward.
@@ -315,12 +488,14 @@ pub fn safetensors_bytes(tensors: &BTreeMap<String, Tensor>) -> Result<Vec<u8>, 
 }
 
 /// A model built from random weights drawn from `seed`: the tiny model for tests and the
-/// embedded default, or ViT-B/32's shape for benchmarks. Returns the directory's three files.
+/// embedded default, or ViT-B/32's shape for benchmarks. Returns the directory's files.
 pub fn random_model_files(
     spec: &ClipSpec,
     tokenizer_json: Vec<u8>,
     seed: u64,
 ) -> Result<Vec<(&'static str, Vec<u8>)>, TrainError> {
+    let (spec, _) = spec_and_tokenizer(&spec.to_json(), &tokenizer_json)?;
+    let spec = &spec;
     let varmap = VarMap::new();
     let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
     // Registered first so that candle's CLIP finds them instead of inventing untracked ones.
@@ -368,6 +543,7 @@ pub fn random_model_files(
     Ok(vec![
         (CONFIG_FILE, spec.to_json()),
         (TOKENIZER_FILE, tokenizer_json),
+        (PREPROCESSOR_FILE, preprocessor_config(spec.image_size())),
         (WEIGHTS_FILE, safetensors_bytes(&weights)?),
     ])
 }
@@ -425,4 +601,30 @@ pub fn files_from_memory(files: &[(&'static str, Vec<u8>)]) -> Result<ModelFiles
         tokenizer: get(TOKENIZER_FILE)?,
         weights: Weights::Bytes(get(WEIGHTS_FILE)?),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pooling_takes_the_first_end_token_even_when_it_is_not_the_largest_id() {
+        // Row 0 ends (id 7) at 2 and holds a larger id (9) before it; row 1 ends at 1 and is
+        // padded with the end token; row 2 has no end token at all.
+        let ids = vec![vec![5, 9, 7, 7], vec![5, 7, 7, 7], vec![5, 6, 0, 0]];
+        assert_eq!(pooled_positions(&ids, Pooling::FirstEos(7)), vec![2, 1, 0]);
+        assert_eq!(pooled_positions(&ids, Pooling::Argmax), vec![1, 1, 1]);
+
+        let hidden = Tensor::arange(0f32, 24., &Device::Cpu)
+            .unwrap()
+            .reshape((3, 4, 2))
+            .unwrap();
+        let ids =
+            Tensor::new(&[[5u32, 9, 7, 7], [5, 7, 7, 7], [5, 6, 0, 0]], &Device::Cpu).unwrap();
+        let pooled = pool(&hidden, &ids, Pooling::FirstEos(7))
+            .unwrap()
+            .to_vec2::<f32>()
+            .unwrap();
+        assert_eq!(pooled, vec![vec![4., 5.], vec![10., 11.], vec![16., 17.]]);
+    }
 }

@@ -32,7 +32,30 @@ pub struct TextSpec {
     pub num_attention_heads: usize,
     pub max_position_embeddings: usize,
     pub hidden_act: String,
+    /// The special tokens' ids, as transformers reads them. Absent from directories written
+    /// before they were recorded; `RewardModel` then takes them from the tokenizer, which is
+    /// what those models were trained with (see [`TextSpec::pooling`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bos_token_id: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub eos_token_id: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pad_token_id: Option<u32>,
 }
+
+/// Which position's hidden state stands for the whole prompt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pooling {
+    /// The largest id of each row: what OpenAI's CLIP does, and what transformers falls back
+    /// to for configs whose `eos_token_id` is the placeholder 2 (openai/clip-* on the Hub).
+    Argmax,
+    /// The first position holding this id (position 0 when a row has none, as transformers'
+    /// `argmax` over a row of zeros gives).
+    FirstEos(u32),
+}
+
+/// transformers' marker for configs written before `eos_token_id` meant the end token.
+const LEGACY_EOS_TOKEN_ID: u32 = 2;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -68,7 +91,66 @@ impl Default for TextSpec {
             num_attention_heads: 8,
             max_position_embeddings: 77,
             hidden_act: "quick_gelu".into(),
+            bos_token_id: None,
+            eos_token_id: None,
+            pad_token_id: None,
         }
+    }
+}
+
+impl TextSpec {
+    /// transformers' `CLIPTextTransformer` rule, mirrored so that a directory scores the same
+    /// here and there. Without an `eos_token_id` the end token is assumed to be the largest id,
+    /// which every tokenizer the code accepted before ids were recorded guaranteed.
+    pub fn pooling(&self) -> Pooling {
+        match self.eos_token_id {
+            None | Some(LEGACY_EOS_TOKEN_ID) => Pooling::Argmax,
+            Some(eos) => Pooling::FirstEos(eos),
+        }
+    }
+
+    /// Fills in the ids from the tokenizer (`start`, `end`, and `largest`, its largest id), so
+    /// that `config.json` tells transformers the truth; prompts are then padded with
+    /// `pad_token_id` (0 when absent, as OpenAI pads). An `eos_token_id` of 2 is kept: it selects
+    /// argmax pooling, as in transformers. Any other that is not the tokenizer's end token would
+    /// pool a token the prompts do not end with, so it is refused.
+    pub fn adopt_token_ids(
+        &mut self,
+        start: Option<u32>,
+        end: u32,
+        largest: u32,
+    ) -> Result<(), TrainError> {
+        let pad = self.pad_token_id.unwrap_or(0);
+        match self.eos_token_id {
+            Some(LEGACY_EOS_TOKEN_ID) => {
+                if pad > end {
+                    return Err(TrainError::Model(format!(
+                        "config.json: eos_token_id 2 asks for argmax pooling, which would pool the \
+                         padding (pad_token_id {pad}) instead of the end token ({end}); set \
+                         eos_token_id to {end}"
+                    )));
+                }
+                if end != largest {
+                    tracing::warn!(
+                        "config.json: eos_token_id 2 asks for argmax pooling, but the tokenizer's \
+                         end token {end} is not its largest id ({largest}): prompts holding a \
+                         larger id pool the wrong token, here as in transformers; set \
+                         eos_token_id to {end}"
+                    );
+                }
+            }
+            Some(eos) if eos != end => {
+                return Err(TrainError::Model(format!(
+                    "config.json: eos_token_id {eos} is not the tokenizer's end token ({end})"
+                )));
+            }
+            _ => self.eos_token_id = Some(end),
+        }
+        if start.is_some() {
+            self.bos_token_id = start;
+        }
+        self.pad_token_id = Some(pad);
+        Ok(())
     }
 }
 
@@ -106,6 +188,9 @@ impl ClipSpec {
                 num_attention_heads: 4,
                 max_position_embeddings: 32,
                 hidden_act: "quick_gelu".into(),
+                bos_token_id: None,
+                eos_token_id: None,
+                pad_token_id: None,
             },
             vision_config: VisionSpec {
                 hidden_size: 64,
@@ -184,6 +269,20 @@ impl ClipSpec {
         }
         if t.max_position_embeddings < 3 || t.vocab_size < 4 {
             return bad("text tower too small".into());
+        }
+        for (name, id) in [
+            ("bos_token_id", t.bos_token_id),
+            ("eos_token_id", t.eos_token_id),
+            ("pad_token_id", t.pad_token_id),
+        ] {
+            if let Some(id) = id
+                && id as usize >= t.vocab_size
+            {
+                return bad(format!(
+                    "{name} {id} is outside the vocabulary ({})",
+                    t.vocab_size
+                ));
+            }
         }
         Ok(())
     }
@@ -295,6 +394,52 @@ mod tests {
         assert!(ClipSpec::parse(br#"{"model_type":"clip"}"#).is_err());
         let gelu = br#"{"text_config": {"hidden_act": "gelu"}, "vision_config": {}}"#;
         assert!(ClipSpec::parse(gelu).is_err());
+    }
+
+    #[test]
+    fn token_ids_round_trip_through_config_json_and_choose_the_pooling() {
+        let mut spec = ClipSpec::tiny(100);
+        assert_eq!(spec.text_config.pooling(), Pooling::Argmax);
+        // An end token that is not the largest id, as transformers would then read it.
+        spec.text_config.adopt_token_ids(Some(41), 42, 99).unwrap();
+        let t = &spec.text_config;
+        assert_eq!(
+            (t.bos_token_id, t.eos_token_id, t.pad_token_id),
+            (Some(41), Some(42), Some(0))
+        );
+        let json: serde_json::Value = serde_json::from_slice(&spec.to_json()).unwrap();
+        assert_eq!(json["text_config"]["eos_token_id"], 42);
+        assert_eq!(json["text_config"]["bos_token_id"], 41);
+        assert_eq!(json["text_config"]["pad_token_id"], 0);
+        let back = ClipSpec::parse(&spec.to_json()).unwrap();
+        assert_eq!(back, spec);
+        assert_eq!(back.text_config.pooling(), Pooling::FirstEos(42));
+
+        // openai/clip-* on the Hub: eos 2 means argmax, kept; the padding id is used as given.
+        let mut legacy = ClipSpec::tiny(100);
+        legacy.text_config.eos_token_id = Some(2);
+        legacy.text_config.pad_token_id = Some(1);
+        legacy
+            .text_config
+            .adopt_token_ids(Some(98), 99, 99)
+            .unwrap();
+        assert_eq!(legacy.text_config.pooling(), Pooling::Argmax);
+        assert_eq!(legacy.text_config.eos_token_id, Some(2));
+        assert_eq!(legacy.text_config.pad_token_id, Some(1));
+        // Padding above the end token would be what argmax pools.
+        legacy.text_config.pad_token_id = Some(99);
+        assert!(
+            legacy
+                .text_config
+                .adopt_token_ids(Some(97), 98, 99)
+                .is_err()
+        );
+        // An end token the tokenizer does not end prompts with, or outside the vocabulary.
+        let mut wrong = ClipSpec::tiny(100);
+        wrong.text_config.eos_token_id = Some(7);
+        assert!(wrong.text_config.adopt_token_ids(Some(41), 42, 99).is_err());
+        wrong.text_config.eos_token_id = Some(100);
+        assert!(ClipSpec::parse(&wrong.to_json()).is_err());
     }
 
     #[test]

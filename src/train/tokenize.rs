@@ -1,6 +1,6 @@
 //! Prompts to token ids: the model's own `tokenizer.json` (CLIP BPE for real weights, a small
 //! word-level vocabulary for the tiny model), CLIP's start/end tokens, truncation to the context
-//! length and zero padding.
+//! length and padding.
 
 use std::collections::HashMap;
 
@@ -16,33 +16,26 @@ use super::TrainError;
 pub const START: &str = "<|startoftext|>";
 pub const END: &str = "<|endoftext|>";
 
-/// Padding id. CLIP pools the hidden state at the end token, found as the largest id of each
-/// row, and its attention is causal, so whatever follows the end token never matters; OpenAI
-/// pads with 0 for the same reason.
-const PAD_ID: u32 = 0;
+/// Padding id unless the model's config names another. CLIP's attention is causal and it pools
+/// at the end token, so whatever follows the end token never matters; OpenAI pads with 0.
+pub const DEFAULT_PAD_ID: u32 = 0;
 
 pub struct PromptTokenizer {
     inner: Tokenizer,
     start: Option<u32>,
     end: u32,
+    pad: u32,
     max_tokens: usize,
 }
 
 impl PromptTokenizer {
-    /// Reads a `tokenizer.json`. The end token must be the largest id: candle's CLIP finds it
-    /// by `argmax`, as OpenAI's does.
+    /// Reads a `tokenizer.json`; it must have CLIP's end token, where the text tower pools.
     pub fn from_json(json: &[u8], max_tokens: usize) -> Result<Self, TrainError> {
         let inner = Tokenizer::from_bytes(json)
             .map_err(|e| TrainError::Model(format!("tokenizer.json: {e}")))?;
         let end = inner
             .token_to_id(END)
             .ok_or_else(|| TrainError::Model(format!("tokenizer.json has no {END} token")))?;
-        let largest = inner.get_vocab(true).values().copied().max().unwrap_or(0);
-        if end != largest {
-            return Err(TrainError::Model(format!(
-                "tokenizer.json: {END} has id {end}, but CLIP pooling needs it to be the largest id ({largest})"
-            )));
-        }
         if max_tokens < 2 {
             return Err(TrainError::Model("context length under 2 tokens".into()));
         }
@@ -50,12 +43,41 @@ impl PromptTokenizer {
             start: inner.token_to_id(START),
             inner,
             end,
+            pad: DEFAULT_PAD_ID,
             max_tokens,
         })
     }
 
+    /// Pads with `pad` from now on (the model's `pad_token_id`).
+    pub fn with_pad(mut self, pad: u32) -> Self {
+        self.pad = pad;
+        self
+    }
+
     pub fn vocab_size(&self) -> usize {
         self.inner.get_vocab_size(true)
+    }
+
+    pub fn start_id(&self) -> Option<u32> {
+        self.start
+    }
+
+    pub fn end_id(&self) -> u32 {
+        self.end
+    }
+
+    pub fn pad_id(&self) -> u32 {
+        self.pad
+    }
+
+    /// The largest id the tokenizer can produce (argmax pooling needs it to be the end token).
+    pub fn largest_id(&self) -> u32 {
+        self.inner
+            .get_vocab(true)
+            .values()
+            .copied()
+            .max()
+            .unwrap_or(self.end)
     }
 
     /// One prompt's ids: start token, words, end token, at most `max_tokens` long (the end token
@@ -81,7 +103,7 @@ impl PromptTokenizer {
         Ok(ids)
     }
 
-    /// A `(batch, longest)` u32 tensor, zero-padded.
+    /// A `(batch, longest)` u32 tensor, padded after each prompt's end token.
     pub fn batch(&self, prompts: &[&str], device: &Device) -> Result<Tensor, TrainError> {
         let rows = prompts
             .iter()
@@ -91,7 +113,7 @@ impl PromptTokenizer {
         let mut flat = Vec::with_capacity(rows.len() * width);
         for row in &rows {
             flat.extend_from_slice(row);
-            flat.resize(flat.len() + width - row.len(), PAD_ID);
+            flat.resize(flat.len() + width - row.len(), self.pad);
         }
         Ok(Tensor::from_vec(flat, (rows.len(), width), device)?)
     }
@@ -173,11 +195,22 @@ mod tests {
     }
 
     #[test]
-    fn refuses_a_vocabulary_whose_end_token_is_not_last() {
+    fn accepts_an_end_token_that_is_not_the_largest_id_and_pads_as_told() {
         let json = word_level_tokenizer_json(["cat"]).unwrap();
         let text = String::from_utf8(json)
             .unwrap()
             .replace("\"cat\": 2", "\"cat\": 99");
-        assert!(PromptTokenizer::from_json(text.as_bytes(), 8).is_err());
+        let t = PromptTokenizer::from_json(text.as_bytes(), 8)
+            .unwrap()
+            .with_pad(5);
+        assert_eq!((t.start_id(), t.end_id(), t.largest_id()), (Some(3), 4, 99));
+        let rows = t
+            .batch(&["", "cat"], &Device::Cpu)
+            .unwrap()
+            .to_vec2::<u32>()
+            .unwrap();
+        assert_eq!(rows, vec![vec![3, 4, 5], vec![3, 99, 4]]);
+        let no_end = text.replace(END, "<|eot|>");
+        assert!(PromptTokenizer::from_json(no_end.as_bytes(), 8).is_err());
     }
 }
