@@ -105,6 +105,15 @@ struct SimulateArgs {
     /// stream, `scripts/chaos.sh`).
     #[arg(long, requires = "to_kafka", value_name = "EVENTS")]
     kafka_rate: Option<u64>,
+    /// With --to-kafka: partitions of the topic if it does not exist yet and has to be created
+    /// (an existing topic is left as it is).
+    #[arg(long, requires = "to_kafka", default_value_t = 8,
+          value_parser = clap::value_parser!(i32).range(1..))]
+    partitions: i32,
+    /// With --to-kafka: replication factor of the topic if it has to be created.
+    #[arg(long, requires = "to_kafka", default_value_t = 1,
+          value_parser = clap::value_parser!(i32).range(1..))]
+    replication_factor: i32,
 }
 
 #[derive(Args)]
@@ -348,6 +357,10 @@ fn simulate(args: SimulateArgs, progress: bool) -> Result<simulator::SimulationS
                 brokers,
                 topic,
                 per_second: args.kafka_rate,
+                create: social_reward::sources::kafka::TopicLayout {
+                    partitions: args.partitions,
+                    replication_factor: args.replication_factor,
+                },
             }
         }),
     };

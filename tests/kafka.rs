@@ -1,6 +1,8 @@
 //! Kafka against librdkafka's in-process mock cluster (real protocol over TCP): the simulator
 //! produces every event, keyed by creator, and nothing is lost or reordered within a creator;
-//! `bench ingest` measures the consumer against a bare loop on it.
+//! `bench ingest` measures the consumer against a bare loop on it. The simulator makes a
+//! missing topic first: checked on tansu (as in tests/chaos.rs), since the mock cannot create
+//! topics through the admin API; on the mock, the failure to create one.
 
 mod common;
 
@@ -13,7 +15,10 @@ use rdkafka::TopicPartitionList;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::mocking::MockCluster;
-use social_reward::sources::simulator::Scenario;
+use social_reward::sources::kafka::{KafkaSinkError, KafkaTarget, TopicError, TopicLayout};
+use social_reward::sources::simulator::{
+    Scenario, SimulateOptions, SimulationSummary, SimulatorError, simulate,
+};
 
 const PARTITIONS: i32 = 4;
 
@@ -37,6 +42,11 @@ fn simulate_to_kafka_delivers_every_event_keyed_by_creator() {
         .collect();
     assert_eq!(summary.kafka_messages, Some(lines.len() as u64));
     assert!(lines.len() > 1000, "{}", lines.len());
+    assert_eq!(
+        partition_count(&mock.bootstrap_servers(), "events"),
+        PARTITIONS,
+        "an existing topic is left as it is"
+    );
 
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", mock.bootstrap_servers())
@@ -160,4 +170,138 @@ async fn bench_ingest_reads_both_streams_and_drops_its_database() {
         .await
         .unwrap();
     assert_eq!(left, 0, "{scratch} was not dropped");
+}
+
+/// Partitions of `topic` as the brokers list them, without creating it (0: no such topic).
+fn partition_count(brokers: &str, topic: &str) -> i32 {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("allow.auto.create.topics", "false")
+        .create()
+        .unwrap();
+    let metadata = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .unwrap();
+    metadata
+        .topics()
+        .iter()
+        .filter(|t| t.name() == topic && t.error().is_none())
+        .map(|t| t.partitions().len() as i32)
+        .sum()
+}
+
+/// Simulates a small community into `dir` and to `topic`, made with `partitions` if missing.
+fn simulate_into(
+    dir: &std::path::Path,
+    brokers: &str,
+    topic: &str,
+    partitions: i32,
+) -> Result<SimulationSummary, SimulatorError> {
+    simulate(&SimulateOptions {
+        out: dir.to_path_buf(),
+        scenario: Scenario {
+            users: 60,
+            days: 0.3,
+            seed: 9,
+            ..Scenario::default()
+        },
+        images: false,
+        image_size: 64,
+        gzip: false,
+        progress: false,
+        kafka: Some(KafkaTarget {
+            brokers: brokers.to_owned(),
+            topic: topic.to_owned(),
+            per_second: None,
+            create: TopicLayout {
+                partitions,
+                replication_factor: 1,
+            },
+        }),
+    })
+}
+
+/// A missing topic that cannot be created: simulate fails before producing anything, naming the
+/// brokers, the topic and the commands that make it, instead of failing every message once all
+/// were tried. The mock cluster names no controller (and has no CreateTopics), so the request
+/// times out after 15 s; a broker that refuses (authorisation, policy) answers at once.
+#[test]
+fn a_missing_topic_that_cannot_be_made_fails_at_once_with_the_way_to_make_it() {
+    let mock = MockCluster::new(1).unwrap();
+    let brokers = mock.bootstrap_servers();
+    let dir = tempfile::tempdir().unwrap();
+    let started = Instant::now();
+    let error = simulate_into(dir.path(), &brokers, "fresh", 3).unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(30), "{error}");
+    assert!(
+        matches!(
+            &error,
+            SimulatorError::Kafka(KafkaSinkError::Topic(topic))
+                if matches!(**topic, TopicError::NotCreated { .. })
+        ),
+        "{error:?}"
+    );
+    let text = error.to_string();
+    let first = brokers.split(',').next().unwrap();
+    for words in [
+        format!("topic fresh does not exist on {brokers}"),
+        format!("kafka-topics --bootstrap-server {brokers} --create --topic fresh --partitions 3"),
+        "--replication-factor 1".to_owned(),
+        format!("tansu topic create fresh --partitions 3 --broker tcp://{first}"),
+    ] {
+        assert!(text.contains(&words), "{words:?} not in {text}");
+    }
+    // Nothing was generated, and the probe did not make the topic with the broker's defaults.
+    let events = std::fs::read(dir.path().join("events.jsonl")).unwrap_or_default();
+    assert!(events.is_empty(), "{} bytes of events", events.len());
+    assert_eq!(partition_count(&brokers, "fresh"), 0);
+}
+
+/// On a broker that creates topics (tansu in a process of its own, as in tests/chaos.rs): the
+/// missing topic is made with the partitions asked for, and every event arrives in them.
+#[test]
+fn a_missing_topic_is_made_with_the_partitions_asked_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = common::tansu::TansuBroker::start(dir.path());
+    let out = dir.path().join("simulated");
+    let summary = simulate_into(&out, &broker.brokers, "fresh", 3).unwrap();
+    let lines = std::fs::read_to_string(&summary.events)
+        .unwrap()
+        .lines()
+        .count();
+    assert_eq!(summary.kafka_messages, Some(lines as u64));
+    assert_eq!(partition_count(&broker.brokers, "fresh"), 3);
+
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &broker.brokers)
+        .set("group.id", "check")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let mut assignment = TopicPartitionList::new();
+    for partition in 0..3 {
+        assignment
+            .add_partition_offset("fresh", partition, Offset::Beginning)
+            .unwrap();
+    }
+    consumer.assign(&assignment).unwrap();
+    let mut per_partition: HashMap<i32, usize> = HashMap::new();
+    // tansu's fetches can come back empty for seconds: a generous deadline.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while per_partition.values().sum::<usize>() < lines && Instant::now() < deadline {
+        if let Some(message) = consumer.poll(Duration::from_millis(200)) {
+            *per_partition
+                .entry(message.unwrap().partition())
+                .or_default() += 1;
+        }
+    }
+    assert_eq!(
+        per_partition.values().sum::<usize>(),
+        lines,
+        "{per_partition:?}"
+    );
+    assert!(
+        per_partition.len() > 1,
+        "keys spread over the partitions: {per_partition:?}"
+    );
 }

@@ -16,7 +16,9 @@ use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use social_reward::curate::ImageDedup;
 use social_reward::curate::partition::PartitionSettings;
 use social_reward::events::{Limits, Reason, Timestamp};
-use social_reward::pipeline::stream::{StreamInput, StreamOptions, StreamReport, run_stream};
+use social_reward::pipeline::stream::{
+    Behind, StreamError, StreamInput, StreamOptions, StreamReport, run_stream,
+};
 use social_reward::sources::simulator::Scenario;
 use social_reward::store::Catalog;
 
@@ -230,6 +232,7 @@ async fn streaming_equals_batch_and_survives_crashes() {
         assert!(metrics.contains(name), "{name} not in\n{metrics}");
     }
     assert_eq!(clean.messages, lines, "{clean:?}");
+    assert_eq!(clean.lag, BTreeMap::from([(0, 0)]), "{clean:?}");
     assert_eq!(clean.triplets, batch.triplets);
     assert!(clean.counts.is_balanced(), "{clean:?}");
     assert_eq!(
@@ -322,6 +325,7 @@ async fn a_rebalance_mid_stream_changes_nothing() {
     let alone_out = dir.path().join("alone");
     let alone = stream(&options(&brokers, "alone", &alone_out), &catalog).await;
     assert_eq!(alone.partitions, vec![0, 1, 2]);
+    assert_eq!(alone.lag, BTreeMap::from([(0, 0), (1, 0), (2, 0)]));
     assert_eq!(alone.counts.lines, lines);
     let expected = triplet_files(&alone_out);
     assert!(expected.len() >= 3, "{:?}", expected.keys());
@@ -503,6 +507,7 @@ async fn the_file_input_streams_like_kafka_on_sqlite() {
     let last = stream(&file_options(), &catalog).await;
     assert!(!last.aborted);
     assert_eq!(last.partitions, vec![0]);
+    assert!(last.lag.is_empty(), "files have no lag: {last:?}");
     assert_eq!(
         last.counts.lines, lines,
         "every line counted once: {last:?}"
@@ -521,4 +526,178 @@ async fn the_file_input_streams_like_kafka_on_sqlite() {
     assert_eq!(triplet_files(&out), expected);
     assert_eq!(catalog.manifest().await.unwrap().len(), expected.len());
     catalog.close().await;
+}
+
+/// A small stream on a mock cluster of its own, one topic "events"; the catalog is SQLite.
+async fn small_stream(
+    dir: &Path,
+    partitions: i32,
+    seed: u64,
+) -> (
+    MockCluster<'static, rdkafka::producer::DefaultProducerContext>,
+    u64,
+    Catalog,
+) {
+    let mock = MockCluster::new(1).unwrap();
+    mock.create_topic("events", partitions, 1).unwrap();
+    let scenario = Scenario {
+        users: 120,
+        days: 0.5,
+        seed,
+        ..Scenario::default()
+    };
+    let brokers = mock.bootstrap_servers();
+    let events = common::simulate_to_kafka(dir, &brokers, "events", scenario).events;
+    let lines = std::fs::read_to_string(&events).unwrap().lines().count() as u64;
+    let url = format!("sqlite:{}", dir.join("catalog.db").display());
+    (mock, lines, Catalog::open(&url).await.unwrap())
+}
+
+/// Fetches failing for longer than `until_idle`: the quiet after the assignment is not the end
+/// of the stream while the partitions are short of their high watermarks. (The run used to end
+/// one quiet second after the assignment, having read nothing, with exit status 0.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quiet_backlog_is_waited_for_not_taken_for_the_end() {
+    use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
+    let dir = tempfile::tempdir().unwrap();
+    let (mock, lines, catalog) = small_stream(dir.path(), 2, 31).await;
+    let mut o = options(&mock.bootstrap_servers(), "stall", &dir.path().join("out"));
+    o.until_idle = Some(Duration::from_secs(1));
+    // Each failed fetch holds the next one back a second: the first 8 fetches take 8 s.
+    o.kafka = vec![("fetch.error.backoff.ms".into(), "1000".into())];
+    let timeouts = [RDKafkaRespErr::RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT; 8];
+    mock.request_errors(RDKafkaApiKey::Fetch, &timeouts);
+    let report = stream(&o, &catalog).await;
+    assert_eq!(
+        report.counts.lines, lines,
+        "ended before the stream: {report:?}"
+    );
+    // Without the stall the run takes the mock's ~3 s join, a second of quiet and a moment.
+    assert!(
+        report.seconds > 7.0,
+        "the fetches did not stall: {report:?}"
+    );
+    assert!(report.counts.is_balanced(), "{report:?}");
+    assert_eq!(report.partitions, vec![0, 1]);
+    assert_eq!(report.lag, BTreeMap::from([(0, 0), (1, 0)]), "{report:?}");
+    catalog.close().await;
+}
+
+/// The two ways a run with `until_idle` cannot finish, each failing (not exiting 0) once quiet
+/// for a minute, with its report: a member of a group whose only partition another member holds
+/// (sticky assignment keeps it there), and a member whose fetches keep failing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn until_idle_fails_without_a_partition_or_with_a_backlog() {
+    use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
+    let dir = tempfile::tempdir().unwrap();
+    let (pair_dir, stalled_dir) = (dir.path().join("pair"), dir.path().join("stalled"));
+    std::fs::create_dir_all(&pair_dir).unwrap();
+    std::fs::create_dir_all(&stalled_dir).unwrap();
+
+    let (pair_mock, pair_lines, pair_catalog) = small_stream(&pair_dir, 1, 37).await;
+    let sticky = vec![(
+        "partition.assignment.strategy".to_owned(),
+        "cooperative-sticky".to_owned(),
+    )];
+    let mut holder = options(
+        &pair_mock.bootstrap_servers(),
+        "pair",
+        &pair_dir.join("out"),
+    );
+    holder.until_idle = None;
+    holder.kafka = sticky.clone();
+    let mut idle = holder.clone();
+    idle.until_idle = Some(Duration::from_secs(1));
+    let (stop_holder, holder_stopped) = tokio::sync::oneshot::channel::<()>();
+    let pair = async {
+        let holding = run_stream(&holder, &pair_catalog, async {
+            let _ = holder_stopped.await;
+        });
+        let joining = async {
+            // The other member joins once the holder has committed on the only partition.
+            for _ in 0..1200 {
+                let state = pair_catalog.partition_state("pair", "events", 0).await;
+                if state.unwrap().next_offset.is_some() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            let started = std::time::Instant::now();
+            let ended = run_stream(&idle, &pair_catalog, std::future::pending()).await;
+            let _ = stop_holder.send(());
+            (ended, started.elapsed())
+        };
+        tokio::join!(holding, joining)
+    };
+
+    let (stalled_mock, stalled_lines, stalled_catalog) = small_stream(&stalled_dir, 1, 41).await;
+    let stalled_out = stalled_dir.join("out");
+    let mut stalled = options(&stalled_mock.bootstrap_servers(), "stalled", &stalled_out);
+    stalled.until_idle = Some(Duration::from_secs(1));
+    stalled.kafka = vec![("fetch.error.backoff.ms".into(), "1000".into())];
+    // Five minutes of failing fetches: longer than the run may stay quiet.
+    let timeouts = [RDKafkaRespErr::RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT; 300];
+    stalled_mock.request_errors(RDKafkaApiKey::Fetch, &timeouts);
+    let stalling = async {
+        let started = std::time::Instant::now();
+        let ended = run_stream(&stalled, &stalled_catalog, std::future::pending()).await;
+        (ended, started.elapsed())
+    };
+
+    let ((held, (unassigned, unassigned_took)), (backlog, backlog_took)) =
+        tokio::join!(pair, stalling);
+
+    let held = held.unwrap();
+    assert_eq!(held.partitions, vec![0], "{held:?}");
+    assert_eq!(held.counts.lines, pair_lines, "{held:?}");
+    assert_eq!(held.lag, BTreeMap::from([(0, 0)]), "{held:?}");
+    match unassigned {
+        Err(ref error @ StreamError::NoAssignment { ref report, .. }) => {
+            let text = error.to_string();
+            for words in ["no partition of events", "group pair", "group coordinator"] {
+                assert!(text.contains(words), "{text}");
+            }
+            assert!(report.partitions.is_empty(), "{report:?}");
+            assert!(report.lag.is_empty(), "{report:?}");
+            assert_eq!(report.messages, 0, "{report:?}");
+        }
+        other => panic!("expected NoAssignment, got {other:?}"),
+    }
+    assert!(
+        (Duration::from_secs(60)..Duration::from_secs(120)).contains(&unassigned_took),
+        "{unassigned_took:?}"
+    );
+
+    match backlog {
+        Err(
+            ref error @ StreamError::StoppedWithBacklog {
+                ref behind,
+                ref report,
+                ..
+            },
+        ) => {
+            let whole = stalled_lines as i64;
+            assert_eq!(
+                behind,
+                &vec![Behind {
+                    partition: 0,
+                    next: Some(0),
+                    high_at_start: whole,
+                }]
+            );
+            let text = error.to_string();
+            let expected = format!("partition 0 was read to offset 0 of {whole} ({whole} behind)");
+            assert!(text.contains("stopped with a backlog"), "{text}");
+            assert!(text.contains(&expected), "{text}");
+            assert_eq!(report.lag, BTreeMap::from([(0, whole)]), "{report:?}");
+            assert_eq!(report.messages, 0, "{report:?}");
+        }
+        other => panic!("expected StoppedWithBacklog, got {other:?}"),
+    }
+    assert!(
+        (Duration::from_secs(60)..Duration::from_secs(120)).contains(&backlog_took),
+        "{backlog_took:?}"
+    );
+    pair_catalog.close().await;
+    stalled_catalog.close().await;
 }

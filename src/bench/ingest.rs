@@ -153,6 +153,7 @@ async fn measure(options: &IngestOptions, catalog: &str) -> Result<IngestBench, 
             brokers: brokers.clone(),
             topic: topic.clone(),
             per_second: None,
+            create: crate::sources::kafka::TopicLayout::default(),
         };
         let simulated = simulate_without_images_to(&dir, users, days, Some(target))?;
         let messages = simulated.kafka_messages.unwrap_or(0);

@@ -42,7 +42,10 @@ pub struct IngestArgs {
     /// Skip perceptual hashing.
     #[arg(long)]
     no_image_dedup: bool,
-    /// Exit after SECS without a message, with every closable window emitted (tests, backfills).
+    /// Exit after SECS without a message, with every closable window emitted (tests, backfills),
+    /// once this consumer holds a partition and has read each one it holds up to its high
+    /// watermark at the start. Quiet for max(SECS, 60) s while holding none, or short of those
+    /// watermarks, it fails (exit status 1) with its report, lag included, on stdout.
     #[arg(long, value_name = "SECS")]
     until_idle: Option<f64>,
     /// Commit a partition after this many messages (or after --batch-ms).
@@ -143,9 +146,18 @@ pub async fn ingest(args: IngestArgs) -> Result<StreamReport> {
             .or_else(|| kafka.as_ref().and_then(|k| k.dead_letter_topic.clone())),
         metrics_addr: (!args.no_metrics).then_some(args.metrics_addr),
     };
-    let report = run_stream(&options, &catalog, shutdown_signal()).await?;
+    let ended = run_stream(&options, &catalog, shutdown_signal()).await;
     catalog.close().await;
-    Ok(report)
+    match ended {
+        Ok(report) => Ok(report),
+        Err(error) => {
+            // What it did read and its lag are what the operator needs next to the error.
+            if let Some(report) = error.report() {
+                super::print(report)?;
+            }
+            Err(error.into())
+        }
+    }
 }
 
 /// SIGINT or SIGTERM: finish the message in hand, commit, leave the group.

@@ -2,7 +2,8 @@
 //! creator's generation sessions land in one partition (their windows then close in one
 //! consumer). The producer is idempotent (`enable.idempotence`: acks from all in-sync replicas,
 //! no duplicates or reordering on retry), and every delivery is confirmed before `finish`
-//! returns: a message the broker did not take is an error, never a silent loss. The streaming
+//! returns: a message the broker did not take is an error, never a silent loss. A missing topic
+//! is created before the first message (see `ensure_topic`). The streaming
 //! consumer's dead letters are copied to a topic here as well, and the consumer's fetch
 //! settings are kept here beside the producer's.
 
@@ -13,6 +14,8 @@ use std::time::Duration;
 
 use rdkafka::ClientConfig;
 use rdkafka::ClientContext;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
 use rdkafka::message::{Header, OwnedHeaders};
@@ -20,6 +23,8 @@ use rdkafka::producer::{
     BaseRecord, DeliveryResult, FutureProducer, FutureRecord, Producer, ProducerContext,
     ThreadedProducer,
 };
+use rdkafka::types::RDKafkaRespErr;
+use tracing::info;
 
 use super::simulator::EventSink;
 use crate::events::DeadLetter;
@@ -48,6 +53,26 @@ pub struct KafkaTarget {
     /// Produce at most this many messages a second (a live-looking stream for crash checks
     /// against a broker that hands a consumer everything it holds at once); `None`: no limit.
     pub per_second: Option<u64>,
+    /// How the topic is made if the brokers do not have it; an existing topic is left as it is.
+    pub create: TopicLayout,
+}
+
+/// Partitions and replication of a topic the producer creates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TopicLayout {
+    pub partitions: i32,
+    pub replication_factor: i32,
+}
+
+impl Default for TopicLayout {
+    /// Eight partitions leave room for several consumers of a group; one replica is all a
+    /// single test broker has.
+    fn default() -> Self {
+        Self {
+            partitions: 8,
+            replication_factor: 1,
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -61,6 +86,41 @@ pub enum KafkaSinkError {
         failed: u64,
         first: String,
     },
+    /// Boxed: every stage's error holds this one, and is returned on every path.
+    #[error(transparent)]
+    Topic(#[from] Box<TopicError>),
+}
+
+/// The topic to produce to could not be looked up, or was missing and could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum TopicError {
+    #[error("reading the metadata of topic {topic} from {brokers}: {source}")]
+    Metadata {
+        brokers: String,
+        topic: String,
+        #[source]
+        source: KafkaError,
+    },
+    #[error(
+        "topic {topic} does not exist on {brokers} and creating it ({partitions} partitions, \
+         replication factor {replication_factor}) failed: {reason}; create it first, e.g. \
+         `kafka-topics --bootstrap-server {brokers} --create --topic {topic} --partitions \
+         {partitions} --replication-factor {replication_factor}` or `tansu topic create {topic} \
+         --partitions {partitions} --broker tcp://{}`",
+        first_broker(.brokers)
+    )]
+    NotCreated {
+        brokers: String,
+        topic: String,
+        partitions: i32,
+        replication_factor: i32,
+        reason: String,
+    },
+}
+
+/// tansu's `--broker` takes one address.
+fn first_broker(brokers: &str) -> &str {
+    brokers.split(',').next().unwrap_or(brokers).trim()
 }
 
 /// Counts confirmed and failed deliveries (librdkafka reports them on its own thread).
@@ -111,8 +171,90 @@ pub struct KafkaSink {
 /// How long `finish` waits for the last acknowledgements.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// How long the topic's metadata, and its creation, may take each.
+const ADMIN_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Whether `ensure_topic` found the topic or made it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TopicStatus {
+    Existed,
+    Created,
+}
+
+/// Creates the target's topic if the brokers do not have it. Without this, a broker that does
+/// not create topics on produce (tansu) fails every message, and only once all were tried; one
+/// that does gives the topic its own default layout.
+pub fn ensure_topic(target: &KafkaTarget) -> Result<TopicStatus, KafkaSinkError> {
+    let (brokers, topic) = (&target.brokers, &target.topic);
+    let metadata_error = |source| {
+        KafkaSinkError::from(Box::new(TopicError::Metadata {
+            brokers: brokers.clone(),
+            topic: topic.clone(),
+            source,
+        }))
+    };
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        // A producer's metadata request creates a missing topic on brokers that allow it, with
+        // their defaults: the probe must see it missing.
+        .set("allow.auto.create.topics", "false")
+        .create()?;
+    let metadata = admin
+        .inner()
+        .fetch_metadata(Some(topic), ADMIN_TIMEOUT)
+        .map_err(metadata_error)?;
+    let listed = metadata
+        .topics()
+        .iter()
+        .find(|t| t.name() == topic.as_str())
+        .map(|t| t.error());
+    match listed {
+        Some(None) => return Ok(TopicStatus::Existed),
+        None | Some(Some(RDKafkaRespErr::RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART)) => {}
+        Some(Some(other)) => return Err(metadata_error(KafkaError::MetadataFetch(other.into()))),
+    }
+    let layout = target.create;
+    info!(
+        topic = %topic,
+        brokers = %brokers,
+        partitions = layout.partitions,
+        replication_factor = layout.replication_factor,
+        "the topic does not exist: creating it"
+    );
+    let new_topic = NewTopic::new(
+        topic,
+        layout.partitions,
+        TopicReplication::Fixed(layout.replication_factor),
+    );
+    let options = AdminOptions::new()
+        .operation_timeout(Some(ADMIN_TIMEOUT))
+        .request_timeout(Some(ADMIN_TIMEOUT));
+    // The admin client answers on its own thread: no async runtime is needed to wait.
+    let answer = futures::executor::block_on(admin.create_topics([&new_topic], &options));
+    let refused = |reason: String| {
+        KafkaSinkError::from(Box::new(TopicError::NotCreated {
+            brokers: brokers.clone(),
+            topic: topic.clone(),
+            partitions: layout.partitions,
+            replication_factor: layout.replication_factor,
+            reason,
+        }))
+    };
+    for result in answer.map_err(|e| refused(e.to_string()))? {
+        match result {
+            Ok(_) => {}
+            // Another producer made it meanwhile: it exists, as asked.
+            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => return Ok(TopicStatus::Existed),
+            Err((_, code)) => return Err(refused(code.to_string())),
+        }
+    }
+    Ok(TopicStatus::Created)
+}
+
 impl KafkaSink {
+    /// Makes the topic if it is missing (`ensure_topic`), then a producer for it.
     pub fn connect(target: &KafkaTarget) -> Result<Self, KafkaSinkError> {
+        ensure_topic(target)?;
         let counter = DeliveryCounter::default();
         let producer: ThreadedProducer<DeliveryCounter> = ClientConfig::new()
             .set("bootstrap.servers", &target.brokers)

@@ -22,6 +22,7 @@ pub fn simulate_to_kafka(
         brokers: brokers.to_owned(),
         topic: topic.to_owned(),
         per_second: None,
+        create: social_reward::sources::kafka::TopicLayout::default(),
     };
     simulate_without_images(dir, scenario, Some(target))
 }

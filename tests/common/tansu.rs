@@ -116,6 +116,7 @@ pub fn produce_paced(
         brokers: brokers.to_owned(),
         topic: topic.to_owned(),
         per_second: Some(per_second),
+        create: social_reward::sources::kafka::TopicLayout::default(),
     };
     let lines = std::fs::read_to_string(events).expect("events file");
     std::thread::spawn(move || {

@@ -1,11 +1,18 @@
 //! The loop over a Kafka consumer group: messages, rebalances, commit answers, the batch timer
 //! and shutdown, in one select. Messages already fetched are taken in runs without going back
 //! to the select each time.
+//!
+//! With `until_idle` the run ends once it is quiet, holds a partition and has read each one it
+//! holds up to the high watermark that partition had when the run started; quiet for a minute
+//! (or `until_idle`, if longer) without getting there, it fails rather than leave a backlog
+//! behind an exit status of 0.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaResult;
 use tracing::{info, warn};
 
 use crate::events::{SourcePosition, Validator};
@@ -16,10 +23,23 @@ use super::consumption::{Consumption, Flow};
 use super::context::RebalanceLog;
 use super::partitions::Ctx;
 use super::poller::{Polled, PolledChunk, Poller};
-use super::{Start, StreamReport, failed, finish};
+use super::{Behind, Start, StreamError, StreamReport, failed, finish};
 
 /// Chunks taken from the poll thread per wake-up of the loop.
 const RUN_OF_CHUNKS: usize = 8;
+/// The least a run with `until_idle` stays quiet, holding no partition or short of the high
+/// watermarks it started from, before it fails: a join after a member died waits out that
+/// member's session (10 s here unless set otherwise) and a leader's failover takes seconds; a
+/// coordinator or a fetch stalled for a minute is not about to come back.
+const STALL_LIMIT: Duration = Duration::from_secs(60);
+/// How long reading the high watermarks may take, all partitions together.
+const WATERMARKS_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Why a run with `until_idle` gave up.
+enum Stall {
+    NoAssignment,
+    Backlog(Vec<Behind>),
+}
 
 type Answer = Option<Result<(Vec<super::committer::CommitDone>, u64), StageError>>;
 
@@ -34,7 +54,7 @@ pub(super) async fn consume(
     start: Start<'_>,
     brokers: &str,
     shutdown: impl std::future::Future<Output = ()>,
-) -> Result<StreamReport, StageError> {
+) -> Result<StreamReport, StreamError> {
     let options = start.options;
     let log = RebalanceLog {
         events: Default::default(),
@@ -51,11 +71,22 @@ pub(super) async fn consume(
     let consumer: BaseConsumer<RebalanceLog> = config
         .create_with_context(log)
         .map_err(|e| failed(format!("kafka consumer: {e}")))?;
+    let topic = options.topic.as_str();
+    // Before any message is read: what this run has to read before it may end when idle.
+    let start_marks = match options.until_idle {
+        Some(_) => high_watermarks(&consumer, topic, None).map_err(|e| {
+            failed(format!(
+                "the high watermarks of {topic}'s partitions on {brokers}: {e}"
+            ))
+        })?,
+        None => BTreeMap::new(),
+    };
     consumer
         .subscribe(&[&options.topic])
         .map_err(|e| failed(format!("subscribe to {}: {e}", options.topic)))?;
     let settings = &options.settings;
-    let validator = Validator::new(settings.limits.clone(), settings.now)?;
+    let validator =
+        Validator::new(settings.limits.clone(), settings.now).map_err(StageError::from)?;
     let consumer = Arc::new(consumer);
     let (poller, link, mut polled) = Poller::start(consumer.clone(), &options.topic, validator)
         .map_err(|e| failed(format!("poll thread: {e}")))?;
@@ -68,12 +99,14 @@ pub(super) async fn consume(
     let mut state = Consumption::new(ctx, start.report, start.committer);
     let mut last_message = Instant::now();
     let mut idle_wait = Duration::ZERO;
+    let mut stall = None;
+    // The quiet spell whose wait was logged (its start).
+    let mut noted_wait = None;
     let tick = options.batch_interval.min(Duration::from_millis(200));
     // One timer for the whole run: a fresh sleep per wake-up would cost a timer-wheel entry.
     let mut ticker = tokio::time::interval(tick);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     tokio::pin!(shutdown);
-    let topic = options.topic.as_str();
     'outer: loop {
         start.metrics.tick();
         let in_flight = state.committer.in_flight() > 0;
@@ -86,7 +119,7 @@ pub(super) async fn consume(
         let ticked = matches!(wake, Wake::Tick);
         let mut next = match wake {
             Wake::Polled(Some(polled)) => Some(polled),
-            Wake::Polled(None) => return Err(failed("the kafka poll thread stopped")),
+            Wake::Polled(None) => return Err(failed("the kafka poll thread stopped").into()),
             Wake::Committed(answer) => {
                 if let Some(answer) = answer {
                     let (done, retries) = answer?;
@@ -132,7 +165,7 @@ pub(super) async fn consume(
                     warn!(%error, "kafka consumer error; librdkafka retries");
                     state.report.consumer_errors += 1;
                 }
-                Polled::Fatal(message) => return Err(failed(message)),
+                Polled::Fatal(message) => return Err(failed(message).into()),
             }
             taken += 1;
             if taken < RUN_OF_CHUNKS {
@@ -141,31 +174,154 @@ pub(super) async fn consume(
             }
         }
         state.commit_due(ticked).await?;
-        // Holding nothing is a rebalance under way (or more consumers than partitions): ending
-        // now would leave the partitions about to come unfinished, so wait longer — a consumer
-        // that is never given one still ends.
-        let holds_partitions = !state.owned.is_empty();
-        let idle_after = |idle: Duration| match holds_partitions {
-            true => idle,
-            false => idle + Duration::from_secs(30),
+        let Some(idle) = options.until_idle else {
+            continue;
         };
-        if options
-            .until_idle
-            .is_some_and(|idle| last_message.elapsed() >= idle_after(idle))
-        {
+        let quiet = last_message.elapsed();
+        if quiet < idle {
+            continue;
+        }
+        // Holding nothing is a rebalance under way, or other members holding every partition;
+        // a held partition short of its mark at the start is a fetch that has not come yet.
+        // Either may end a while later, or never.
+        let behind = behind(&state, &start_marks);
+        if !state.owned.is_empty() && behind.is_empty() {
             info!("idle: ending the input of every partition");
-            idle_wait = last_message.elapsed();
+            idle_wait = quiet;
             state.end_inputs().await?;
             break;
         }
+        let limit = idle.max(STALL_LIMIT);
+        if quiet >= limit {
+            idle_wait = quiet;
+            stall = Some(match state.owned.is_empty() {
+                true => Stall::NoAssignment,
+                false => Stall::Backlog(behind),
+            });
+            break;
+        }
+        if noted_wait != Some(last_message) {
+            noted_wait = Some(last_message);
+            info!(
+                held = state.owned.len(),
+                behind = behind.len(),
+                limit_secs = limit.as_secs(),
+                "idle, but holding no partition or short of the start's high watermarks: waiting"
+            );
+        }
     }
     poller.stop(polled);
+    let mut lag = BTreeMap::new();
+    let mut busy_seconds = None;
     if !state.report.aborted {
+        // A stalled run commits what it read, as on shutdown: ending the inputs would close
+        // windows whose events are still unread.
         state.commit_everything().await?;
+        // Throughput is measured up to here, without the watermark requests below.
+        busy_seconds = Some(state.busy_seconds(idle_wait));
         state.unreported.report_to(start.metrics);
+        lag = held_lag(&consumer, &state, topic, &start_marks);
         consumer.unsubscribe();
     }
-    Ok(finish(state, start.started, idle_wait))
+    let held = state.owned.len();
+    let mut report = finish(state, start.started, idle_wait);
+    report.lag = lag;
+    if let Some(busy_seconds) = busy_seconds {
+        report.busy_seconds = busy_seconds;
+    }
+    let (brokers, topic, waited_secs) = (brokers.to_owned(), topic.to_owned(), idle_wait.as_secs());
+    match stall {
+        None => Ok(report),
+        Some(Stall::NoAssignment) => Err(StreamError::NoAssignment {
+            brokers,
+            topic,
+            group: options.group.clone(),
+            partitions_at_start: start_marks.len(),
+            waited_secs,
+            report: Box::new(report),
+        }),
+        Some(Stall::Backlog(behind)) => {
+            warn!(held, "stopping with a backlog");
+            Err(StreamError::StoppedWithBacklog {
+                brokers,
+                topic,
+                waited_secs,
+                behind,
+                report: Box::new(report),
+            })
+        }
+    }
+}
+
+/// The high watermark of each of `partitions` of `topic` (`None`: every partition it has; a
+/// topic that does not exist has none), all read within `WATERMARKS_TIMEOUT`.
+fn high_watermarks(
+    consumer: &BaseConsumer<RebalanceLog>,
+    topic: &str,
+    partitions: Option<&[i32]>,
+) -> KafkaResult<BTreeMap<i32, i64>> {
+    let deadline = Instant::now() + WATERMARKS_TIMEOUT;
+    let listed: Vec<i32> = match partitions {
+        Some(partitions) => partitions.to_vec(),
+        None => consumer
+            .fetch_metadata(Some(topic), WATERMARKS_TIMEOUT)?
+            .topics()
+            .iter()
+            .filter(|t| t.name() == topic)
+            .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+            .collect(),
+    };
+    let mut highs = BTreeMap::new();
+    for partition in listed {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let (_, high) = consumer.fetch_watermarks(topic, partition, left)?;
+        highs.insert(partition, high.max(0));
+    }
+    Ok(highs)
+}
+
+/// The partitions this consumer holds that are short of their high watermark at the start (a
+/// partition made since had nothing then).
+fn behind(state: &Consumption<'_>, start_marks: &BTreeMap<i32, i64>) -> Vec<Behind> {
+    let mut held: Vec<i32> = state.owned.iter().copied().collect();
+    held.sort_unstable();
+    held.into_iter()
+        .filter_map(|partition| {
+            let high_at_start = start_marks.get(&partition).copied().unwrap_or(0);
+            let next = state.runs.get(&partition).map(|run| run.next);
+            let read = next.is_some_and(|next| next >= high_at_start);
+            (!read).then_some(Behind {
+                partition,
+                next,
+                high_at_start,
+            })
+        })
+        .collect()
+}
+
+/// Per partition held at the end: its high watermark now less the offset committed for it
+/// (against the start's watermark when the broker does not answer; none when neither is
+/// known, or the partition was fenced off and not reopened).
+fn held_lag(
+    consumer: &BaseConsumer<RebalanceLog>,
+    state: &Consumption<'_>,
+    topic: &str,
+    start_marks: &BTreeMap<i32, i64>,
+) -> BTreeMap<i32, i64> {
+    let mut held: Vec<i32> = state.owned.iter().copied().collect();
+    held.sort_unstable();
+    let now = high_watermarks(consumer, topic, Some(&held)).unwrap_or_else(|error| {
+        warn!(%error, "high watermarks at the end unknown: lag against those at the start");
+        BTreeMap::new()
+    });
+    held.into_iter()
+        .filter_map(|partition| {
+            let high = now.get(&partition).or(start_marks.get(&partition))?;
+            let run = state.runs.get(&partition)?;
+            let committed = run.committed.unwrap_or(run.next);
+            Some((partition, (high - committed).max(0)))
+        })
+        .collect()
 }
 
 /// Folds a chunk's messages in, in order.

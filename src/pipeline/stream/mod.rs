@@ -70,7 +70,10 @@ pub struct StreamOptions {
     /// is bounded by it).
     pub snapshot_interval: Duration,
     /// Exit after this long without a message, every partition's input ended (see
-    /// `PartitionCurator::end_of_input`) and committed.
+    /// `PartitionCurator::end_of_input`) and committed. From Kafka, only once this consumer
+    /// holds a partition and has read each one it holds up to its high watermark at the start;
+    /// it fails instead (`StreamError`) when that has not happened after `until_idle`, and at
+    /// least a minute, without a message (docs/streaming.md).
     pub until_idle: Option<Duration>,
     /// Testing crashes: stop dead after this many messages, committing nothing more.
     pub abort_after: Option<u64>,
@@ -101,6 +104,11 @@ pub struct StreamReport {
     pub partitions: Vec<i32>,
     /// Messages each of those partitions has taken in since the stream began.
     pub partition_lines: std::collections::BTreeMap<i32, u64>,
+    /// From Kafka: for each partition this consumer held at the end, its high watermark then
+    /// less the offset committed for it (0: nothing left to read). Files are always read to
+    /// their end and have none.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub lag: std::collections::BTreeMap<i32, i64>,
     /// Intake counts of every partition this consumer held at the end (since the stream began).
     #[serde(flatten)]
     pub counts: IntakeCounts,
@@ -111,6 +119,92 @@ pub struct StreamReport {
     /// (group joins and the idle wait excluded).
     pub busy_seconds: f64,
     pub seconds: f64,
+}
+
+/// How a run ended without reaching its end: the report says what it did before.
+#[derive(Debug, thiserror::Error)]
+pub enum StreamError {
+    #[error(transparent)]
+    Stage(#[from] StageError),
+    /// `until_idle`: nothing to read, because nothing was handed to this consumer.
+    #[error(
+        "no partition of {topic} ({partitions_at_start} at the start) was assigned to \
+         this member of group {group} in {waited_secs} s; is the group coordinator on \
+         {brokers} reachable? do other members of the group hold all the partitions?"
+    )]
+    NoAssignment {
+        brokers: String,
+        topic: String,
+        group: String,
+        partitions_at_start: usize,
+        waited_secs: u64,
+        report: Box<StreamReport>,
+    },
+    /// `until_idle`: messages stopped coming while partitions this consumer holds were short of
+    /// where they were when it started.
+    #[error(
+        "stopped with a backlog on {topic}: no message for {waited_secs} s while {} (are the \
+         partitions' leaders on {brokers} reachable?)",
+        behind_text(.behind)
+    )]
+    StoppedWithBacklog {
+        brokers: String,
+        topic: String,
+        waited_secs: u64,
+        behind: Vec<Behind>,
+        report: Box<StreamReport>,
+    },
+}
+
+impl StreamError {
+    /// What the run did before it stopped (with its lag), for the errors that end a run.
+    pub fn report(&self) -> Option<&StreamReport> {
+        match self {
+            Self::Stage(_) => None,
+            Self::NoAssignment { report, .. } | Self::StoppedWithBacklog { report, .. } => {
+                Some(report.as_ref())
+            }
+        }
+    }
+}
+
+/// The pipeline runner's stages only read files, which never end these ways.
+impl From<StreamError> for StageError {
+    fn from(error: StreamError) -> Self {
+        match error {
+            StreamError::Stage(error) => error,
+            other => failed(other),
+        }
+    }
+}
+
+/// A partition held at the end that had not been read to its high watermark at the start.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Behind {
+    pub partition: i32,
+    /// The offset of the next message to read (`None`: the partition was never opened, e.g.
+    /// fenced off just before a rebalance).
+    pub next: Option<i64>,
+    pub high_at_start: i64,
+}
+
+fn behind_text(behind: &[Behind]) -> String {
+    let parts: Vec<String> = behind
+        .iter()
+        .map(|b| match b.next {
+            Some(next) => format!(
+                "partition {} was read to offset {next} of {} ({} behind)",
+                b.partition,
+                b.high_at_start,
+                b.high_at_start - next
+            ),
+            None => format!(
+                "partition {} was not open (high watermark {} at the start)",
+                b.partition, b.high_at_start
+            ),
+        })
+        .collect();
+    parts.join(", ")
 }
 
 fn failed(message: impl std::fmt::Display) -> StageError {
@@ -124,9 +218,9 @@ pub async fn run_stream(
     options: &StreamOptions,
     catalog: &Catalog,
     shutdown: impl std::future::Future<Output = ()>,
-) -> Result<StreamReport, StageError> {
+) -> Result<StreamReport, StreamError> {
     let started = Instant::now();
-    let out = ObjectRoot::open(&options.out)?;
+    let out = ObjectRoot::open(&options.out).map_err(StageError::from)?;
     let metrics = Arc::new(StreamMetrics::default());
     let server = match options.metrics_addr {
         Some(addr) => {
