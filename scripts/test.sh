@@ -8,15 +8,13 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/social-reward/target}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 mkdir -p "$CARGO_TARGET_DIR"
 
-# rdkafka's cmake-build compiles librdkafka, which needs cmake and curl's headers.
-need=()
-command -v cmake >/dev/null || need+=(cmake)
-[ -f /usr/include/x86_64-linux-gnu/curl/curl.h ] || [ -f /usr/include/curl/curl.h ] || need+=(libcurl4-openssl-dev)
-if [ ${#need[@]} -gt 0 ]; then
-  echo "installing ${need[*]}"
+# librdkafka is compiled by rdkafka-sys's own configure script (a C compiler and make: no cmake,
+# no curl): the build needs nothing beyond a Rust toolchain and the usual C build tools.
+if ! command -v cc >/dev/null || ! command -v make >/dev/null; then
+  echo "installing build-essential (a C compiler and make, for librdkafka)"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  apt-get install -y -qq "${need[@]}"
+  apt-get install -y -qq build-essential
 fi
 
 # The object-store tests talk S3 to moto's server (python3 -m moto.server) on a free loopback port.
@@ -47,5 +45,28 @@ echo "== cargo clippy"
 cargo clippy --all-targets --locked -- -D warnings
 echo "== docker-compose.yml parses"
 python3 scripts/check_compose.py docker-compose.yml
+echo "== cargo build"
+cargo build --locked
+# Hugging Face transformers opens the exported reward model and scores as `score` does. torch and
+# transformers (~3 min, ~5.6 GB the first time) live in a venv kept beside the build directory.
+echo "== transformers loads the exported reward model"
+venv="${SOCIAL_REWARD_HF_VENV:-$HOME/.cache/social-reward/hf-venv}"
+if ! "$venv/bin/python" -c "import torch, transformers, PIL" 2>/dev/null; then
+  echo "installing torch, transformers and pillow into $venv"
+  python3 -m venv "$venv"
+  "$venv/bin/python" -m pip install -q torch transformers pillow numpy
+fi
+bin="$CARGO_TARGET_DIR/debug/social-reward"
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+"$bin" --quiet simulate --out "$work/sim" --users 300 --days 1 --image-size 64 >/dev/null
+"$bin" --quiet curate --events "$work/sim/events.jsonl" --images "$work/sim/images" \
+  --out "$work/curated" --db "sqlite:$work/catalog.db" >/dev/null
+"$bin" --quiet train --triplets "$work/curated" --images "$work/sim/images" --out "$work/reward" \
+  --steps 20 --lr 1e-3 --trainable all --batch-size 8 --cpu >/dev/null
+"$venv/bin/python" scripts/check_transformers.py "$work/reward" --binary "$bin" \
+  $(ls "$work"/sim/images/*.png | head -n 60)
+
 echo "== cargo test"
 cargo test --locked --all-targets -- --test-threads=2
+

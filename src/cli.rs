@@ -21,13 +21,18 @@ use social_reward::store::Catalog;
     version,
     about = "Turn views and remixes of AI-generated images into debiased preference triplets, \
              and train a reward model on them.",
-    after_help = "Every command prints a one-line JSON summary on stdout; logs and progress go \
-                  to stderr (RUST_LOG=debug for more)."
+    after_help = "Every command prints a one-line JSON summary on stdout (`run` a table for \
+                  people, JSON with --json); warnings and progress go to stderr (-v or \
+                  RUST_LOG=info for the log, RUST_LOG=debug for more)."
 )]
 pub struct Cli {
     /// No progress bars.
     #[arg(long, short, global = true)]
     quiet: bool,
+    /// Log what each step does (INFO); the default shows warnings and errors only, except for
+    /// `ingest`, a long-running service, which logs at INFO.
+    #[arg(long, short, global = true)]
+    verbose: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -40,6 +45,12 @@ enum Command {
     Run {
         /// Pipeline file; `SR_<SECTION>__<KEY>` environment variables override its values.
         pipeline: PathBuf,
+        /// Print the summary as one JSON line instead of tables.
+        #[arg(long)]
+        json: bool,
+        /// Also write the JSON summary to this file.
+        #[arg(long, value_name = "FILE")]
+        summary_file: Option<PathBuf>,
     },
     /// Curate event files into debiased preference triplets (Parquet on object storage).
     Curate(CurateArgs),
@@ -249,14 +260,33 @@ enum BenchCommand {
 
 pub fn main() -> Result<()> {
     let cli = Cli::parse();
-    init_logging();
+    let service = matches!(cli.command, Command::Ingest(_));
+    init_logging(if cli.verbose || service {
+        "info"
+    } else {
+        "warn"
+    });
     let progress = !cli.quiet;
     match cli.command {
         Command::Simulate(args) => print(&simulate(args, progress)?),
-        Command::Run { pipeline } => {
+        Command::Run {
+            pipeline,
+            json,
+            summary_file,
+        } => {
             let config = PipelineConfig::load(&pipeline)?;
             let summary = runtime()?.block_on(pipeline::run_pipeline(&config, progress))?;
-            print(&summary)
+            if let Some(path) = &summary_file {
+                std::fs::write(path, serde_json::to_vec(&summary)?)
+                    .with_context(|| format!("writing the summary to {}", path.display()))?;
+            }
+            match json {
+                true => print(&summary),
+                false => {
+                    print!("{}", summary.table());
+                    Ok(())
+                }
+            }
         }
         Command::Validate(args) => print(&validate(args)?),
         Command::Train(args) => print(&runtime()?.block_on(model::train(args, progress))?),
@@ -459,9 +489,10 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
         .build()?)
 }
 
-fn init_logging() {
+/// RUST_LOG when set, else `default` (e.g. "warn").
+fn init_logging(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))

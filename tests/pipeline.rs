@@ -15,8 +15,9 @@ fn config(data_dir: &Path, catalog_url: &str) -> PipelineConfig {
     let vars = [
         ("SR_DATA_DIR".to_owned(), data_dir.display().to_string()),
         ("SR_CATALOG__URL".to_owned(), catalog_url.to_owned()),
-        ("SR_SIMULATE__USERS".to_owned(), "120".to_owned()),
-        ("SR_SIMULATE__DAYS".to_owned(), "1.0".to_owned()),
+        // Enough sessions close in two days for a few test-split pairs to evaluate.
+        ("SR_SIMULATE__USERS".to_owned(), "200".to_owned()),
+        ("SR_SIMULATE__DAYS".to_owned(), "2.0".to_owned()),
         ("SR_SIMULATE__IMAGE_SIZE".to_owned(), "32".to_owned()),
         ("SR_INGEST__BATCH_SIZE".to_owned(), "997".to_owned()),
         ("SR_TRAIN__STEPS".to_owned(), "12".to_owned()),
@@ -29,9 +30,12 @@ async fn check_run(config: &PipelineConfig, catalog_url: &str) {
     let summary = run_pipeline(config, false).await.unwrap();
     let stages: Vec<_> = summary.stages.iter().map(|s| s.stage.as_str()).collect();
     assert_eq!(stages, ["simulate", "ingest", "curate", "train", "eval"]);
-    let simulated = &summary.stages[0].metrics;
+    // The stages' metrics as `run --json` and the catalog hold them.
+    let json = serde_json::to_value(&summary).unwrap();
+    let metrics = |index: usize| json["stages"][index]["metrics"].clone();
+    let simulated = &metrics(0);
     // The ingest stage is the streaming loop over the simulated file.
-    let ingested = &summary.stages[1].metrics;
+    let ingested = &metrics(1);
     let count = |key: &str| ingested[key].as_u64().unwrap();
     assert_eq!(
         count("lines"),
@@ -55,7 +59,7 @@ async fn check_run(config: &PipelineConfig, catalog_url: &str) {
         ingested["dead_letters_stored"].as_u64().unwrap()
     );
     assert_eq!(counts.runs, 5);
-    let curated = &summary.stages[2].metrics;
+    let curated = &metrics(2);
     assert!(curated["balanced"].as_bool().unwrap(), "{curated}");
     assert_eq!(
         counts.triplet_files as usize,
@@ -76,14 +80,19 @@ async fn check_run(config: &PipelineConfig, catalog_url: &str) {
     );
     // The model trained on the curated triplets is recorded, and evaluation reports the trained
     // and the untrained model side by side.
-    let trained = &summary.stages[3].metrics;
+    let trained = &metrics(3);
     assert_eq!(trained["steps"].as_u64(), Some(12), "{trained}");
     let models = catalog.models().await.unwrap();
     assert_eq!(models.len(), 1);
     assert_eq!(models[0].1, trained["model_uri"].as_str().unwrap());
-    let evaluated = &summary.stages[4].metrics;
+    let evaluated = &metrics(4);
     assert_eq!(evaluated["model"].as_str(), trained["model_uri"].as_str());
-    assert!(evaluated.get("accuracy").is_some() && evaluated.get("baseline_accuracy").is_some());
+    assert!(evaluated["pairs"].as_u64().unwrap() > 0, "{evaluated}");
+    assert!(
+        evaluated["accuracy"].as_f64().is_some()
+            && evaluated["baseline_accuracy"].as_f64().is_some(),
+        "{evaluated}"
+    );
     assert_eq!(evaluated["baseline_model"], trained["base_model"]);
     // Batch curation after the stream writes exactly the files the stream recorded.
     assert_eq!(
@@ -111,22 +120,70 @@ async fn the_same_pipeline_runs_on_postgres_by_configuration() {
     db.drop_now().await;
 }
 
-#[test]
-fn run_command_prints_one_json_summary_line() {
-    let dir = tempfile::tempdir().unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_social-reward"))
+/// `run pipelines/local.toml` with a small image-free community and the given stages.
+fn run_small_pipeline(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_social-reward"))
         .args(["--quiet", "run", "pipelines/local.toml"])
-        .env("SR_DATA_DIR", dir.path())
+        .args(args)
+        .env_remove("RUST_LOG")
+        .env("SR_DATA_DIR", dir)
         .env(
             "SR_CATALOG__URL",
-            format!("sqlite:{}", dir.path().join("c.db").display()),
+            format!("sqlite:{}", dir.join("c.db").display()),
         )
         .env("SR_SIMULATE__USERS", "60")
         .env("SR_SIMULATE__DAYS", "0.5")
         .env("SR_SIMULATE__IMAGES", "false")
         .env("SR_STAGES", r#"["simulate", "ingest", "curate"]"#)
         .output()
-        .unwrap();
+        .unwrap()
+}
+
+#[test]
+fn run_command_prints_tables_for_people_and_json_on_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let summary_file = dir.path().join("summary.json");
+    let output = run_small_pipeline(
+        dir.path(),
+        &["--summary-file", summary_file.to_str().unwrap()],
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        !stderr.contains(" INFO "),
+        "INFO logs are opt-in (-v): {stderr}"
+    );
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    for expected in [
+        "pipeline local",
+        "simulate",
+        "ingest",
+        "curate",
+        "succeeded",
+        "curation against the simulator's hidden truth",
+        "precision",
+        "naive baseline",
+        "triplets",
+    ] {
+        assert!(stdout.contains(expected), "{expected:?} missing:\n{stdout}");
+    }
+    // The file holds the same summary `--json` prints.
+    let written: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&summary_file).unwrap()).unwrap();
+    assert_eq!(written["pipeline"], "local");
+    let curate = &written["stages"][2];
+    assert_eq!(curate["stage"], "curate");
+    let triplets = curate["metrics"]["triplets"].as_u64().unwrap();
+    assert!(
+        stdout.contains(&format!("{triplets} triplets")),
+        "{triplets} triplets:\n{stdout}"
+    );
+}
+
+#[test]
+fn run_command_prints_one_json_summary_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = run_small_pipeline(dir.path(), &["--json"]);
     assert!(
         output.status.success(),
         "{}",

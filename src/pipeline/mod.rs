@@ -3,12 +3,13 @@
 pub mod config;
 pub mod run;
 pub mod stream;
+mod summary;
 pub mod validate;
 
 use std::path::Path;
 
 pub use config::PipelineConfig;
-pub use run::{PipelineSummary, StageSummary, run_pipeline};
+pub use run::{PipelineSummary, StageOutcome, StageSummary, run_pipeline};
 
 use crate::events::validate::LimitsError;
 use crate::sources::SourceError;

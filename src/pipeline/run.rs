@@ -20,7 +20,20 @@ pub struct StageSummary {
     pub stage: String,
     pub status: &'static str,
     pub seconds: f64,
-    pub metrics: serde_json::Value,
+    pub metrics: StageOutcome,
+}
+
+/// What a stage reports: its own command's summary, so `run --json` and the catalog's
+/// `runs.metrics` hold exactly what `social-reward STAGE` prints, and the human summary can
+/// read typed fields.
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum StageOutcome {
+    Simulate(simulator::SimulationSummary),
+    Ingest(crate::pipeline::stream::StreamReport),
+    Curate(crate::curate::CurateSummary),
+    Train(crate::train::TrainSummary),
+    Eval(crate::train::EvalSummary),
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -64,8 +77,12 @@ pub async fn run_pipeline(
         let seconds = stage_started.elapsed().as_secs_f64();
         match outcome {
             Ok(metrics) => {
+                let recorded = serde_json::to_value(&metrics).map_err(|e| StageError::Failed {
+                    stage: stage.clone(),
+                    message: e.to_string(),
+                })?;
                 catalog
-                    .finish_run(&run_id, stage, RunStatus::Succeeded, &metrics, None)
+                    .finish_run(&run_id, stage, RunStatus::Succeeded, &recorded, None)
                     .await?;
                 info!(stage = %stage, seconds, "stage succeeded");
                 stages.push(StageSummary {
@@ -107,8 +124,8 @@ async fn run_stage(
     catalog: &Catalog,
     run_id: &str,
     progress: bool,
-) -> Result<serde_json::Value, StageError> {
-    let metrics = match stage {
+) -> Result<StageOutcome, StageError> {
+    Ok(match stage {
         "simulate" => {
             let options = simulate_options(config, progress)?;
             let summary = tokio::task::spawn_blocking(move || simulator::simulate(&options))
@@ -117,7 +134,7 @@ async fn run_stage(
                     stage: stage.into(),
                     message: e.to_string(),
                 })??;
-            serde_json::to_value(summary)
+            StageOutcome::Simulate(summary)
         }
         "ingest" => {
             if config.ingest.source == IngestSource::Kafka {
@@ -133,7 +150,7 @@ async fn run_stage(
             let report =
                 crate::pipeline::stream::run_stream(&options, catalog, std::future::pending())
                     .await?;
-            serde_json::to_value(report)
+            StageOutcome::Ingest(report)
         }
         "curate" => {
             let options = curate_options(config, run_id, progress)?;
@@ -141,18 +158,15 @@ async fn run_stage(
             // curation then checks that it writes exactly those files, and judges them.
             let streamed = config.stages.iter().any(|s| s == "ingest");
             let summary = crate::curate::curate(&options, (!streamed).then_some(catalog)).await?;
-            if let Some(evaluation) = &summary.evaluation {
-                info!("curation against ground truth\n{}", evaluation.table());
-            }
             if streamed {
                 check_streamed_files(catalog, &summary.files).await?;
             }
-            serde_json::to_value(summary)
+            StageOutcome::Curate(summary)
         }
         "train" => {
             let options = train_options(config, catalog, progress).await?;
             let summary = crate::train::train(&options, Some(catalog), Some(run_id)).await?;
-            serde_json::to_value(summary)
+            StageOutcome::Train(summary)
         }
         "eval" => {
             let train = train_options(config, catalog, false).await?;
@@ -169,7 +183,7 @@ async fn run_stage(
                 cpu_only: config.train.cpu_only,
             })
             .await?;
-            serde_json::to_value(summary)
+            StageOutcome::Eval(summary)
         }
         other => {
             return Err(StageError::UnknownStage {
@@ -177,10 +191,6 @@ async fn run_stage(
                 available: STAGES.join(", "),
             });
         }
-    };
-    metrics.map_err(|e| StageError::Failed {
-        stage: stage.into(),
-        message: e.to_string(),
     })
 }
 
