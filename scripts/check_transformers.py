@@ -165,7 +165,7 @@ def main():
         "--binary", default=os.environ.get("SOCIAL_REWARD_BIN", "social-reward")
     )
     parser.add_argument("--tolerance", type=float, default=1e-4)
-    args = parser.parse_args()
+    args = parser.parse_intermixed_args()
 
     model_dir = args.model_dir
     if not (model_dir / "config.json").is_file() and (model_dir / "model" / "config.json").is_file():

@@ -53,19 +53,32 @@ echo "== transformers loads the exported reward model"
 venv="${SOCIAL_REWARD_HF_VENV:-$HOME/.cache/social-reward/hf-venv}"
 if ! "$venv/bin/python" -c "import torch, transformers, PIL" 2>/dev/null; then
   echo "installing torch, transformers and pillow into $venv"
-  python3 -m venv "$venv"
+  rm -rf "$venv"
+  if ! python3 -m venv "$venv"; then
+    # Debian's python3 keeps venv's pip bootstrap in a package of its own.
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq python3-venv
+    python3 -m venv "$venv"
+  fi
   "$venv/bin/python" -m pip install -q torch transformers pillow numpy
 fi
 bin="$CARGO_TARGET_DIR/debug/social-reward"
 work="$(mktemp -d)"
-trap 'rm -rf "$work"' EXIT
+# Kept when the check fails, to look at.
+trap 'rc=$?; if [ $rc -eq 0 ]; then rm -rf "$work"; else echo "kept $work" >&2; fi' EXIT
+# A throwaway model: not recorded in whatever catalog the environment names.
+unset SR_CATALOG__URL
 "$bin" --quiet simulate --out "$work/sim" --users 300 --days 1 --image-size 64 >/dev/null
 "$bin" --quiet curate --events "$work/sim/events.jsonl" --images "$work/sim/images" \
   --out "$work/curated" --db "sqlite:$work/catalog.db" >/dev/null
 "$bin" --quiet train --triplets "$work/curated" --images "$work/sim/images" --out "$work/reward" \
   --steps 20 --lr 1e-3 --trainable all --batch-size 8 --cpu >/dev/null
-"$venv/bin/python" scripts/check_transformers.py "$work/reward" --binary "$bin" \
-  $(ls "$work"/sim/images/*.png | head -n 60)
+mapfile -t pictures < <(find "$work/sim/images" -name '*.png' | sort | head -n 60)
+[ ${#pictures[@]} -gt 0 ] || { echo "the simulation drew no pictures" >&2; exit 1; }
+"$venv/bin/python" scripts/check_transformers.py "$work/reward" --binary "$bin" "${pictures[@]}"
+rm -rf "$work"
+trap - EXIT
 
 echo "== cargo test"
 cargo test --locked --all-targets -- --test-threads=2

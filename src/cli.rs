@@ -12,6 +12,7 @@ use serde::Serialize;
 use social_reward::bench;
 use social_reward::events::{Limits, Timestamp, Validator};
 use social_reward::pipeline::{self, PipelineConfig, validate::validate_files};
+use social_reward::sources::kafka::TopicLayout;
 use social_reward::sources::simulator::{self, Scenario, SimulateOptions};
 use social_reward::store::Catalog;
 
@@ -118,11 +119,11 @@ struct SimulateArgs {
     kafka_rate: Option<u64>,
     /// With --to-kafka: partitions of the topic if it does not exist yet and has to be created
     /// (an existing topic is left as it is).
-    #[arg(long, requires = "to_kafka", default_value_t = 8,
+    #[arg(long, requires = "to_kafka", default_value_t = TopicLayout::default().partitions,
           value_parser = clap::value_parser!(i32).range(1..))]
     partitions: i32,
     /// With --to-kafka: replication factor of the topic if it has to be created.
-    #[arg(long, requires = "to_kafka", default_value_t = 1,
+    #[arg(long, requires = "to_kafka", default_value_t = TopicLayout::default().replication_factor,
           value_parser = clap::value_parser!(i32).range(1..))]
     replication_factor: i32,
 }
@@ -387,7 +388,7 @@ fn simulate(args: SimulateArgs, progress: bool) -> Result<simulator::SimulationS
                 brokers,
                 topic,
                 per_second: args.kafka_rate,
-                create: social_reward::sources::kafka::TopicLayout {
+                create: TopicLayout {
                     partitions: args.partitions,
                     replication_factor: args.replication_factor,
                 },

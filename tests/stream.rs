@@ -701,3 +701,46 @@ async fn until_idle_fails_without_a_partition_or_with_a_backlog() {
     pair_catalog.close().await;
     stalled_catalog.close().await;
 }
+
+/// A service stopped (SIGTERM) once everything was committed, then a rerun with `until_idle`
+/// and nothing new on the topic: the catalog has every message's effect, though the partitions'
+/// snapshots are older and no message comes to replay from them. The rerun is done, not stuck
+/// with a backlog.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rerun_with_nothing_new_ends_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mock, lines, catalog) = small_stream(dir.path(), 2, 37).await;
+    let mut o = options(&mock.bootstrap_servers(), "rerun", &dir.path().join("out"));
+    o.until_idle = None;
+    let all_committed = async {
+        let deadline = std::time::Instant::now() + Duration::from_secs(120);
+        loop {
+            let offsets = catalog.stored_offsets("rerun", "events").await.unwrap();
+            let committed: i64 = offsets.iter().map(|(_, next)| next).sum();
+            if committed as u64 >= lines || std::time::Instant::now() > deadline {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    let first = run_stream(&o, &catalog, all_committed).await.unwrap();
+    assert_eq!(first.counts.lines, lines, "{first:?}");
+    // What makes the case: a snapshot older than the committed offset.
+    let mut older = 0;
+    for partition in [0, 1] {
+        let state = catalog
+            .partition_state("rerun", "events", partition)
+            .await
+            .unwrap();
+        let snapshot = state.snapshot.as_ref().map_or(0, |(next, _)| *next);
+        older += usize::from(snapshot < state.next_offset.unwrap_or(0));
+    }
+    assert!(older > 0, "every snapshot is as new as its commit");
+    o.until_idle = Some(Duration::from_secs(1));
+    let again = run_stream(&o, &catalog, std::future::pending()).await;
+    let again = again.unwrap_or_else(|e| panic!("the rerun found a backlog: {e}"));
+    assert_eq!(again.messages, 0, "{again:?}");
+    assert_eq!(again.lag, BTreeMap::from([(0, 0), (1, 0)]), "{again:?}");
+    assert!(again.seconds < 30.0, "{again:?}");
+    catalog.close().await;
+}

@@ -46,16 +46,16 @@ pub struct IngestArgs {
     /// once this consumer holds a partition and has read each one it holds up to its high
     /// watermark at the start. Quiet for max(SECS, 60) s while holding none, or short of those
     /// watermarks, it fails (exit status 1) with its report, lag included, on stdout.
-    #[arg(long, value_name = "SECS")]
-    until_idle: Option<f64>,
+    #[arg(long, value_name = "SECS", value_parser = seconds)]
+    until_idle: Option<Duration>,
     /// Commit a partition after this many messages (or after --batch-ms).
     #[arg(long, default_value_t = 20_000)]
     batch_messages: u64,
     #[arg(long, default_value_t = 1000)]
     batch_ms: u64,
     /// Snapshot each partition's curation state at least this often.
-    #[arg(long, default_value_t = 30.0)]
-    snapshot_secs: f64,
+    #[arg(long, default_value = "30", value_parser = seconds)]
+    snapshot_secs: Duration,
     /// Copy dead letters to this topic too (default: [kafka] dead_letter_topic).
     #[arg(long)]
     dead_letter_topic: Option<String>,
@@ -137,8 +137,8 @@ pub async fn ingest(args: IngestArgs) -> Result<StreamReport> {
         },
         batch_messages: args.batch_messages.max(1),
         batch_interval: Duration::from_millis(args.batch_ms),
-        snapshot_interval: Duration::from_secs_f64(args.snapshot_secs.max(0.0)),
-        until_idle: args.until_idle.map(|s| Duration::from_secs_f64(s.max(0.0))),
+        snapshot_interval: args.snapshot_secs,
+        until_idle: args.until_idle,
         abort_after: args.abort_after,
         kafka: args.kafka_set,
         dead_letter_topic: args
@@ -158,6 +158,16 @@ pub async fn ingest(args: IngestArgs) -> Result<StreamReport> {
             Err(error.into())
         }
     }
+}
+
+/// A number of seconds, whole or not: negative, infinite and absurdly large values are refused
+/// here rather than panicking where they become a `Duration`.
+fn seconds(text: &str) -> Result<Duration, String> {
+    let value: f64 = text
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number of seconds"))?;
+    Duration::try_from_secs_f64(value)
+        .map_err(|_| format!("{text:?}: expected a number of seconds from 0 to about 10^19"))
 }
 
 /// SIGINT or SIGTERM: finish the message in hand, commit, leave the group.
@@ -180,5 +190,20 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::seconds;
+    use std::time::Duration;
+
+    #[test]
+    fn seconds_refuse_what_no_duration_holds() {
+        assert_eq!(seconds("2.5"), Ok(Duration::from_millis(2500)));
+        assert_eq!(seconds("0"), Ok(Duration::ZERO));
+        for bad in ["-1", "inf", "NaN", "1e30", "soon", ""] {
+            assert!(seconds(bad).is_err(), "{bad:?}");
+        }
     }
 }

@@ -62,8 +62,13 @@ pub async fn resolve_model_dir(url: &str) -> Result<String, TrainError> {
     if let Some(path) = local_path(url)
         && !path.is_dir()
     {
+        let problem = if path.exists() {
+            "is not a directory"
+        } else {
+            "does not exist"
+        };
         return Err(TrainError::Model(format!(
-            "model directory {url} does not exist"
+            "model directory {url} {problem}"
         )));
     }
     let root = ObjectRoot::open(url)?;

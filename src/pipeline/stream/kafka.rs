@@ -280,8 +280,9 @@ fn high_watermarks(
     Ok(highs)
 }
 
-/// The partitions this consumer holds that are short of their high watermark at the start (a
-/// partition made since had nothing then).
+/// The partitions this consumer holds that are short of their high watermark at the start, in
+/// what it read or what the catalog had committed for them (a partition made since had
+/// nothing then).
 fn behind(state: &Consumption<'_>, start_marks: &BTreeMap<i32, i64>) -> Vec<Behind> {
     let mut held: Vec<i32> = state.owned.iter().copied().collect();
     held.sort_unstable();
@@ -289,7 +290,12 @@ fn behind(state: &Consumption<'_>, start_marks: &BTreeMap<i32, i64>) -> Vec<Behi
         .filter_map(|partition| {
             let high_at_start = start_marks.get(&partition).copied().unwrap_or(0);
             let next = state.runs.get(&partition).map(|run| run.next);
-            let read = next.is_some_and(|next| next >= high_at_start);
+            // Offsets the catalog committed count as read: a partition reopened from an older
+            // snapshot replays only when a message comes, and none may come after them.
+            let read = state
+                .runs
+                .get(&partition)
+                .is_some_and(|run| run.next.max(run.replay_until) >= high_at_start);
             (!read).then_some(Behind {
                 partition,
                 next,

@@ -121,6 +121,22 @@ pub struct StreamReport {
     pub seconds: f64,
 }
 
+/// What to check when nothing was assigned: a topic without partitions is most likely one that
+/// was never made (a consumer started before the producer).
+fn no_assignment_hint(partitions_at_start: usize, topic: &str, brokers: &str) -> String {
+    if partitions_at_start == 0 {
+        format!(
+            "does topic {topic} exist on {brokers}? (`social-reward simulate --to-kafka \
+             {brokers} --topic {topic}` creates it)"
+        )
+    } else {
+        format!(
+            "is the group coordinator on {brokers} reachable? do other members of the group \
+             hold all the partitions?"
+        )
+    }
+}
+
 /// How a run ended without reaching its end: the report says what it did before.
 #[derive(Debug, thiserror::Error)]
 pub enum StreamError {
@@ -129,8 +145,8 @@ pub enum StreamError {
     /// `until_idle`: nothing to read, because nothing was handed to this consumer.
     #[error(
         "no partition of {topic} ({partitions_at_start} at the start) was assigned to \
-         this member of group {group} in {waited_secs} s; is the group coordinator on \
-         {brokers} reachable? do other members of the group hold all the partitions?"
+         this member of group {group} in {waited_secs} s; {}",
+        no_assignment_hint(*.partitions_at_start, .topic, .brokers)
     )]
     NoAssignment {
         brokers: String,
