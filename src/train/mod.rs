@@ -7,6 +7,7 @@
 //! `evaluate` measures, `bench` times.
 
 pub mod bench;
+pub mod clip;
 pub mod data;
 pub mod device;
 pub mod evaluate;

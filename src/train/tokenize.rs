@@ -66,10 +66,6 @@ impl PromptTokenizer {
         self.end
     }
 
-    pub fn pad_id(&self) -> u32 {
-        self.pad
-    }
-
     /// The largest id the tokenizer can produce (argmax pooling needs it to be the end token).
     pub fn largest_id(&self) -> u32 {
         self.inner

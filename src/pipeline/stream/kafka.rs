@@ -284,25 +284,28 @@ fn high_watermarks(
 /// what it read or what the catalog had committed for them (a partition made since had
 /// nothing then).
 fn behind(state: &Consumption<'_>, start_marks: &BTreeMap<i32, i64>) -> Vec<Behind> {
-    let mut held: Vec<i32> = state.owned.iter().copied().collect();
-    held.sort_unstable();
-    held.into_iter()
+    held(state)
+        .into_iter()
         .filter_map(|partition| {
             let high_at_start = start_marks.get(&partition).copied().unwrap_or(0);
-            let next = state.runs.get(&partition).map(|run| run.next);
+            let run = state.runs.get(&partition);
             // Offsets the catalog committed count as read: a partition reopened from an older
             // snapshot replays only when a message comes, and none may come after them.
-            let read = state
-                .runs
-                .get(&partition)
-                .is_some_and(|run| run.next.max(run.replay_until) >= high_at_start);
+            let read = run.is_some_and(|run| run.next.max(run.replay_until) >= high_at_start);
             (!read).then_some(Behind {
                 partition,
-                next,
+                next: run.map(|run| run.next),
                 high_at_start,
             })
         })
         .collect()
+}
+
+/// The partitions this consumer holds, in order.
+fn held(state: &Consumption<'_>) -> Vec<i32> {
+    let mut held: Vec<i32> = state.owned.iter().copied().collect();
+    held.sort_unstable();
+    held
 }
 
 /// Per partition held at the end: its high watermark now less the offset committed for it
@@ -314,8 +317,7 @@ fn held_lag(
     topic: &str,
     start_marks: &BTreeMap<i32, i64>,
 ) -> BTreeMap<i32, i64> {
-    let mut held: Vec<i32> = state.owned.iter().copied().collect();
-    held.sort_unstable();
+    let held = held(state);
     let now = high_watermarks(consumer, topic, Some(&held)).unwrap_or_else(|error| {
         warn!(%error, "high watermarks at the end unknown: lag against those at the start");
         BTreeMap::new()
