@@ -45,6 +45,8 @@ echo "== cargo clippy"
 cargo clippy --all-targets --locked -- -D warnings
 echo "== docker-compose.yml parses"
 python3 scripts/check_compose.py docker-compose.yml
+echo "== layers: no upward import, no import circle"
+python3 scripts/check_layers.py
 echo "== cargo build"
 cargo build --locked
 # Hugging Face transformers opens the exported reward model and scores as `score` does. torch and

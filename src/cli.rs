@@ -12,7 +12,7 @@ use serde::Serialize;
 use social_reward::bench;
 use social_reward::events::{Limits, Timestamp, Validator};
 use social_reward::pipeline::{self, PipelineConfig, validate::validate_files};
-use social_reward::sources::kafka::TopicLayout;
+use social_reward::sinks::kafka::TopicLayout;
 use social_reward::sources::simulator::{self, Scenario, SimulateOptions};
 use social_reward::store::Catalog;
 
@@ -168,7 +168,7 @@ struct ValidateArgs {
     #[arg(long)]
     dead_letters: Option<PathBuf>,
     /// Remember event ids this many hours of event time for de-duplication.
-    #[arg(long, default_value_t = 6.0)]
+    #[arg(long, default_value_t = social_reward::events::DEFAULT_DEDUP_HORIZON_HOURS)]
     dedup_horizon_hours: f64,
     /// Validation limits as TOML (the `[validation]` table of a pipeline file).
     #[arg(long)]
@@ -183,11 +183,7 @@ enum DbCommand {
     /// Apply pending migrations.
     Migrate {
         /// Catalog URL: sqlite:PATH or postgres://...
-        #[arg(
-            long,
-            env = "SR_CATALOG__URL",
-            default_value = "sqlite:data/catalog.db"
-        )]
+        #[arg(long, env = "SR_CATALOG__URL", default_value = social_reward::store::DEFAULT_CATALOG_URL)]
         db: String,
     },
 }
@@ -304,14 +300,15 @@ pub fn main() -> Result<()> {
                 catalog.close().await;
                 Ok::<_, social_reward::store::CatalogError>((catalog.backend(), applied))
             })?;
+            /// `applied`: the migrations this run applied (0 when already up to date).
             #[derive(Serialize)]
             struct Migrated {
                 backend: &'static str,
-                migrations: usize,
+                applied: usize,
             }
             print(&Migrated {
                 backend: migrations.0,
-                migrations: migrations.1,
+                applied: migrations.1,
             })
         }
         Command::Bench {
@@ -384,7 +381,7 @@ fn simulate(args: SimulateArgs, progress: bool) -> Result<simulator::SimulationS
         gzip: args.gzip,
         progress,
         kafka: args.to_kafka.zip(args.topic).map(|(brokers, topic)| {
-            social_reward::sources::kafka::KafkaTarget {
+            social_reward::sinks::kafka::KafkaTarget {
                 brokers,
                 topic,
                 per_second: args.kafka_rate,
@@ -413,7 +410,7 @@ async fn curate(args: CurateArgs, progress: bool) -> Result<social_reward::curat
         (None, true) => ImageDedup::Off,
         (None, false) => ImageDedup::Pixels,
     };
-    let run_id = format!("curate-{}", chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ"));
+    let run_id = social_reward::store::new_run_id("curate");
     let options = CurateOptions {
         events: args.events,
         images: args.images,
@@ -453,12 +450,14 @@ fn kafka_setting(pair: &str) -> Result<(String, String), String> {
 /// `--db`, else the pipeline file's catalog, else the embedded default.
 fn catalog_url(flag: Option<String>, pipeline: Option<&PipelineConfig>) -> String {
     flag.or_else(|| pipeline.map(|p| p.catalog.url.clone()))
-        .unwrap_or_else(|| "sqlite:data/catalog.db".to_owned())
+        .unwrap_or_else(|| social_reward::store::DEFAULT_CATALOG_URL.to_owned())
 }
 
-/// How long event ids are remembered for de-duplication: the pipeline's, else 6 hours.
+/// How long event ids are remembered for de-duplication: the pipeline's, else the default.
 fn dedup_horizon_hours(pipeline: Option<&PipelineConfig>) -> f64 {
-    pipeline.map_or(6.0, |p| p.ingest.dedup_horizon_hours)
+    pipeline.map_or(social_reward::events::DEFAULT_DEDUP_HORIZON_HOURS, |p| {
+        p.ingest.dedup_horizon_hours
+    })
 }
 
 fn validate(args: ValidateArgs) -> Result<pipeline::validate::ValidationReport> {

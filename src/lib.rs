@@ -11,6 +11,7 @@ pub mod events;
 pub mod hashing;
 pub mod pipeline;
 pub mod progress;
+pub mod sinks;
 pub mod sources;
 pub mod store;
 pub mod train;

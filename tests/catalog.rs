@@ -25,12 +25,38 @@ fn publish(image_id: &str) -> Publish<'static> {
     }
 }
 
-/// `migrations`: how many the backend has (PostgreSQL has one more, for its storage
-/// settings).
-async fn exercise(catalog: &Catalog, migrations: usize) {
+/// How many migration files `backend` has (PostgreSQL has one more, for its storage settings).
+fn migration_files(backend: &str) -> usize {
+    std::fs::read_dir(format!("migrations/{backend}"))
+        .unwrap()
+        .filter(|entry| {
+            entry
+                .as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|e| e == "sql")
+        })
+        .count()
+}
+
+/// A catalog connected to an empty database: migrating applies every migration, once.
+async fn migrate_fresh(url: &str) -> Catalog {
+    let catalog = Catalog::connect(url).await.unwrap();
+    let files = migration_files(catalog.backend());
+    assert!(files >= 2, "{files} migration files");
     assert_eq!(
         catalog.migrate().await.unwrap(),
-        migrations,
+        files,
+        "a fresh catalog gets every migration"
+    );
+    catalog
+}
+
+async fn exercise(catalog: &Catalog) {
+    assert_eq!(
+        catalog.migrate().await.unwrap(),
+        0,
         "re-running migrations is a no-op"
     );
     assert_eq!(
@@ -276,14 +302,15 @@ async fn batches_commit_with_their_offsets(catalog: &Catalog) {
 async fn sqlite_catalog_migrates_and_round_trips() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite:{}", dir.path().join("nested/catalog.db").display());
-    let catalog = Catalog::open(&url).await.unwrap();
+    let catalog = migrate_fresh(&url).await;
     assert_eq!(catalog.backend(), "sqlite");
-    exercise(&catalog, 2).await;
+    exercise(&catalog).await;
     partition_commits_are_compare_and_set(&catalog).await;
     batches_commit_with_their_offsets(&catalog).await;
     catalog.close().await;
     // Reopening finds the data and the applied migrations.
     let reopened = Catalog::open(&url).await.unwrap();
+    assert_eq!(reopened.migrate().await.unwrap(), 0);
     assert_eq!(reopened.table_counts().await.unwrap().images, 3);
     reopened.close().await;
 }
@@ -312,9 +339,9 @@ async fn storage_settings_took(url: &str) {
 #[tokio::test]
 async fn postgres_catalog_migrates_and_round_trips() {
     let db = common::ScratchDatabase::create("catalog").await;
-    let catalog = Catalog::open(&db.url).await.unwrap();
+    let catalog = migrate_fresh(&db.url).await;
     assert_eq!(catalog.backend(), "postgres");
-    exercise(&catalog, 3).await;
+    exercise(&catalog).await;
     storage_settings_took(&db.url).await;
     partition_commits_are_compare_and_set(&catalog).await;
     batches_commit_with_their_offsets(&catalog).await;
@@ -347,7 +374,6 @@ async fn postgres_catalog_migrates_and_round_trips() {
         vec![(0, 120), (3, 9)]
     );
     catalog.close().await;
-    db.drop_now().await;
 }
 
 #[tokio::test]

@@ -8,16 +8,18 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
-use common::streaming::{batch_curate, config, triplet_files};
+use common::ScratchDatabase;
+use common::cli::Cli;
+use common::streaming::{
+    Simulated, TOPIC, batch_curate, config, mock_cluster, scenario, triplet_files,
+};
 use common::tansu::{TansuBroker, produce_paced};
 use rand::{Rng, SeedableRng};
-use rdkafka::mocking::MockCluster;
 use serde::Serialize;
 use social_reward::curate::CurateConfig;
-use social_reward::sources::simulator::Scenario;
 use social_reward::store::Catalog;
 
 const KILLS: usize = 12;
@@ -53,9 +55,8 @@ async fn committed(catalog: &Catalog) -> i64 {
     state.next_offset.unwrap_or(0)
 }
 
-fn ingest(brokers: &str, pipeline: &Path, db: &str, out: &Path, idle_secs: &str) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_social-reward"));
-    command
+fn ingest(brokers: &str, pipeline: &Path, db: &str, out: &Path, idle_secs: &str) -> Cli {
+    Cli::new()
         .args(["--quiet", "ingest", "--config"])
         .arg(pipeline)
         .args([
@@ -73,15 +74,11 @@ fn ingest(brokers: &str, pipeline: &Path, db: &str, out: &Path, idle_secs: &str)
         .args(["--until-idle", idle_secs, "--snapshot-secs", "1"])
         // A killed consumer never leaves the group: the next one waits out its session.
         .args(["--kafka-set", "session.timeout.ms=6000"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
-    command
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_at_random_moments_changes_nothing() {
-    let mock = MockCluster::new(1).unwrap();
-    mock.create_topic("events", 1, 1).unwrap();
+    let mock = mock_cluster(1, 1);
     let dir = tempfile::tempdir().unwrap();
     kill_restart_and_compare(&mock.bootstrap_servers(), dir.path(), 7, false).await;
 }
@@ -94,7 +91,7 @@ async fn sigkill_at_random_moments_changes_nothing() {
 async fn sigkill_against_a_broker_process_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let broker = TansuBroker::start(dir.path());
-    broker.create_topic("events", 1).await;
+    broker.create_topic(TOPIC, 1).await;
     kill_restart_and_compare(&broker.brokers, dir.path(), 11, true).await;
 }
 
@@ -102,33 +99,31 @@ async fn sigkill_against_a_broker_process_changes_nothing() {
 /// kills `ingest` at random moments at least ten times, runs it to the end and compares with
 /// batch curation.
 async fn kill_restart_and_compare(brokers: &str, dir: &Path, seed: u64, paced: bool) {
-    let scenario = Scenario {
-        // Enough messages that a dozen kills, each after a commit group of thousands, land
-        // before the end.
-        users: 1000,
-        days: 1.5,
-        seed: 21,
-        ..Scenario::default()
+    // Enough messages that a dozen kills, each after a commit group of thousands, land before
+    // the end.
+    let scenario = scenario(1000, 1.5, 21);
+    let Simulated { events, lines } = match paced {
+        false => Simulated::on_kafka(dir, brokers, scenario),
+        true => Simulated::in_file(dir, scenario),
     };
-    let events = match paced {
-        false => common::simulate_to_kafka(dir, brokers, "events", scenario).events,
-        true => common::simulate_to_files(dir, scenario).events,
-    };
-    let lines = std::fs::read_to_string(&events).unwrap().lines().count() as u64;
-    let producer = paced.then(|| produce_paced(brokers, "events", &events, 800));
+    let producer = paced.then(|| produce_paced(brokers, TOPIC, &events, 800));
 
     let (_, expected) = batch_curate(&events, &dir.join("batch")).await;
     assert!(expected.len() >= 3, "{:?}", expected.keys());
 
-    let db = common::ScratchDatabase::create("chaos").await;
+    let db = ScratchDatabase::create("chaos").await;
     let pipeline = pipeline_file(dir, &db.url);
     let out = dir.join("stream");
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-    let catalog = Catalog::open(&db.url).await.unwrap();
+    let catalog = db.catalog().await;
     let (mut killed, mut mid_stream, mut offsets) = (0, 0, Vec::new());
     while killed < KILLS {
         let before = committed(&catalog).await;
+        // Killed: what it prints is of no interest.
         let mut child = ingest(brokers, &pipeline, &db.url, &out, "3")
+            .command()
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
             .spawn()
             .unwrap();
         // Joining takes the mock ~3 s, after the killed member's 6 s session has run out: wait
@@ -173,11 +168,7 @@ async fn kill_restart_and_compare(brokers: &str, dir: &Path, seed: u64, paced: b
     // tansu's fetches can come back empty for seconds on a SQLite topic (seen: a last run
     // idle for 3 s ended 3,704 events short): the last run waits longer for the stream's end.
     let last_idle = if paced { "20" } else { "3" };
-    let last = ingest(brokers, &pipeline, &db.url, &out, last_idle)
-        .output()
-        .unwrap();
-    assert!(last.status.success());
-    let report: serde_json::Value = serde_json::from_slice(&last.stdout).unwrap();
+    let report = ingest(brokers, &pipeline, &db.url, &out, last_idle).run_json();
     assert_eq!(report["lines"].as_u64(), Some(lines), "{report}");
     let counted = ["valid", "duplicates", "dead_letters"]
         .iter()
@@ -195,5 +186,4 @@ async fn kill_restart_and_compare(brokers: &str, dir: &Path, seed: u64, paced: b
     let manifest = catalog.manifest().await.unwrap();
     assert_eq!(manifest.len(), expected.len(), "no manifest row twice");
     catalog.close().await;
-    db.drop_now().await;
 }

@@ -1,9 +1,11 @@
 //! Every line of a hostile corpus ends counted, de-duplicated or dead-lettered, for the reason
 //! written next to it in `hostile.expected.json`.
 
-use std::path::Path;
-use std::process::Command;
+mod common;
 
+use std::path::Path;
+
+use common::cli::Cli;
 use social_reward::events::{Intake, Outcome, SourcePosition, Timestamp, Validator};
 use social_reward::sources::file::JsonlReader;
 
@@ -89,7 +91,8 @@ fn runs_of_records_are_decided_as_one_by_one() {
 fn validate_command_accounts_for_every_line() {
     let dir = tempfile::tempdir().unwrap();
     let dead = dir.path().join("dead.jsonl");
-    let output = Command::new(env!("CARGO_BIN_EXE_social-reward"))
+    // One JSON summary line.
+    let summary = Cli::new()
         .args([
             "--quiet",
             "validate",
@@ -99,16 +102,7 @@ fn validate_command_accounts_for_every_line() {
             "--dead-letters",
         ])
         .arg(&dead)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let stdout = String::from_utf8(output.stdout).unwrap();
-    assert_eq!(stdout.lines().count(), 1, "one JSON summary line: {stdout}");
-    let summary: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+        .run_json();
     let expected = expected();
     let count = |what: &str| expected.iter().filter(|e| *e == what).count() as u64;
     let lines = summary["lines"].as_u64().unwrap();

@@ -9,13 +9,14 @@ mod common;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use common::cli::Cli;
 use rdkafka::ClientConfig;
 use rdkafka::Offset;
 use rdkafka::TopicPartitionList;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::mocking::MockCluster;
-use social_reward::sources::kafka::{KafkaSinkError, KafkaTarget, TopicError, TopicLayout};
+use social_reward::sinks::kafka::{KafkaSinkError, KafkaTarget, TopicError, TopicLayout};
 use social_reward::sources::simulator::{
     Scenario, SimulateOptions, SimulationSummary, SimulatorError, simulate,
 };
@@ -120,19 +121,15 @@ fn simulate_to_kafka_delivers_every_event_keyed_by_creator() {
 #[tokio::test]
 async fn bench_ingest_reads_both_streams_and_drops_its_database() {
     let url = common::postgres_url();
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_social-reward"))
+    let running = Cli::new()
         .args([
             "--quiet", "bench", "ingest", "--users", "60", "--days", "0.5",
         ])
         .args(["--scale", "2", "--partitions", "4", "--db", &url])
         .args(["--kafka-set", "fetch.max.bytes=1048576"])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let scratch = format!("social_reward_bench_{}", child.id());
-    let output = child.wait_with_output().unwrap();
-    assert!(output.status.success(), "{}", output.status);
-    let bench: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        .spawn();
+    let scratch = format!("social_reward_bench_{}", running.id());
+    let bench = running.wait().success().json();
     let figures = bench["figures"].as_array().unwrap();
     assert_eq!(figures.len(), 2);
     let messages: Vec<u64> = figures

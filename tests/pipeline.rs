@@ -5,8 +5,8 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 
+use common::cli::Cli;
 use social_reward::pipeline::{PipelineConfig, run_pipeline};
 use social_reward::store::Catalog;
 
@@ -65,10 +65,10 @@ async fn check_run(config: &PipelineConfig, catalog_url: &str) {
         counts.triplet_files as usize,
         curated["files"].as_array().unwrap().len()
     );
+    let precision = curated["evaluation"]["curated"]["precision"].as_f64();
     assert!(
-        curated["evaluation"]["curated"]["precision"]
-            .as_f64()
-            .is_some()
+        precision.is_some_and(|p| (0.0..=1.0).contains(&p)),
+        "a share: {curated}"
     );
     assert_eq!(
         catalog
@@ -87,10 +87,22 @@ async fn check_run(config: &PipelineConfig, catalog_url: &str) {
     assert_eq!(models[0].1, trained["model_uri"].as_str().unwrap());
     let evaluated = &metrics(4);
     assert_eq!(evaluated["model"].as_str(), trained["model_uri"].as_str());
-    assert!(evaluated["pairs"].as_u64().unwrap() > 0, "{evaluated}");
+    let pairs = evaluated["pairs"].as_u64().unwrap();
+    assert!(pairs > 0, "{evaluated}");
+    // Accuracy is the share of the pairs judged right, inside its bootstrap interval; the
+    // untrained model's is a share of the same pairs.
+    let accuracy = evaluated["accuracy"].as_f64().expect("an accuracy");
+    let right = accuracy * pairs as f64;
     assert!(
-        evaluated["accuracy"].as_f64().is_some()
-            && evaluated["baseline_accuracy"].as_f64().is_some(),
+        (0.0..=1.0).contains(&accuracy) && (right - right.round()).abs() < 1e-6,
+        "accuracy {accuracy} is not a share of {pairs} pairs: {evaluated}"
+    );
+    let ci95 = evaluated["ci95"].as_array().expect("an interval");
+    let (lo, hi) = (ci95[0].as_f64().unwrap(), ci95[1].as_f64().unwrap());
+    assert!(lo <= accuracy && accuracy <= hi, "{evaluated}");
+    let baseline = evaluated["baseline_accuracy"].as_f64();
+    assert!(
+        baseline.is_some_and(|b| (0.0..=1.0).contains(&b)),
         "{evaluated}"
     );
     assert_eq!(evaluated["baseline_model"], trained["base_model"]);
@@ -117,12 +129,11 @@ async fn the_same_pipeline_runs_on_postgres_by_configuration() {
     let db = common::ScratchDatabase::create("pipeline").await;
     let dir = tempfile::tempdir().unwrap();
     check_run(&config(dir.path(), &db.url), &db.url).await;
-    db.drop_now().await;
 }
 
 /// `run pipelines/local.toml` with a small image-free community and the given stages.
-fn run_small_pipeline(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_social-reward"))
+fn small_pipeline(dir: &std::path::Path, args: &[&str]) -> Cli {
+    Cli::new()
         .args(["--quiet", "run", "pipelines/local.toml"])
         .args(args)
         .env_remove("RUST_LOG")
@@ -135,25 +146,22 @@ fn run_small_pipeline(dir: &std::path::Path, args: &[&str]) -> std::process::Out
         .env("SR_SIMULATE__DAYS", "0.5")
         .env("SR_SIMULATE__IMAGES", "false")
         .env("SR_STAGES", r#"["simulate", "ingest", "curate"]"#)
-        .output()
-        .unwrap()
 }
 
 #[test]
 fn run_command_prints_tables_for_people_and_json_on_request() {
     let dir = tempfile::tempdir().unwrap();
     let summary_file = dir.path().join("summary.json");
-    let output = run_small_pipeline(
+    let run = small_pipeline(
         dir.path(),
         &["--summary-file", summary_file.to_str().unwrap()],
-    );
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "{stderr}");
+    )
+    .run_ok();
     assert!(
-        !stderr.contains(" INFO "),
-        "INFO logs are opt-in (-v): {stderr}"
+        !run.stderr.contains(" INFO "),
+        "INFO logs are opt-in (-v): {run}"
     );
-    let stdout = String::from_utf8(output.stdout).unwrap();
+    let stdout = &run.stdout;
     for expected in [
         "pipeline local",
         "simulate",
@@ -183,15 +191,8 @@ fn run_command_prints_tables_for_people_and_json_on_request() {
 #[test]
 fn run_command_prints_one_json_summary_line() {
     let dir = tempfile::tempdir().unwrap();
-    let output = run_small_pipeline(dir.path(), &["--json"]);
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let stdout = String::from_utf8(output.stdout).unwrap();
-    assert_eq!(stdout.lines().count(), 1, "{stdout}");
-    let summary: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    // One line: run_json insists.
+    let summary = small_pipeline(dir.path(), &["--json"]).run_json();
     assert_eq!(summary["pipeline"], "local");
     assert_eq!(summary["stages"].as_array().unwrap().len(), 3);
 }
@@ -205,15 +206,12 @@ fn unknown_stage_is_a_clear_error() {
         "name = \"x\"\nstages = [\"simulate\", \"teleport\"]\n[catalog]\nurl = \"sqlite::memory:\"\n",
     )
     .unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_social-reward"))
+    let run = Cli::new()
         .args(["--quiet", "run"])
         .arg(&pipeline)
-        .output()
-        .unwrap();
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
+        .run_fail();
     assert!(
-        stderr.contains("teleport") && stderr.contains("simulate, ingest, curate"),
-        "{stderr}"
+        run.stderr.contains("teleport") && run.stderr.contains("simulate, ingest, curate"),
+        "{run}"
     );
 }

@@ -3,12 +3,15 @@
 //! uninterrupted one, simulate → curate → train → eval beats the untrained baseline, train's OUT
 //! is accepted wherever a model is read, and the text tower pools where transformers does.
 
+mod common;
+
 use std::path::Path;
 
 use candle_core::{DType, Device, IndexOp, Module, Tensor, Var};
 use candle_nn::{VarBuilder, VarMap};
 use candle_transformers::models::clip::text_model::ClipTextTransformer;
 use candle_transformers::models::clip::{ClipModel, div_l2_norm};
+use common::cli::Cli;
 use social_reward::curate::{CurateConfig, CurateOptions, ImageDedup, curate};
 use social_reward::events::{Limits, Timestamp};
 use social_reward::sources::simulator::{Scenario, SimulateOptions, simulate};
@@ -18,6 +21,7 @@ use social_reward::train::model::{
     CONFIG_FILE, TOKENIZER_FILE, WEIGHTS_FILE, files_from_memory, random_model_files,
     resolve_model_dir, tiny_model_files, write_model_files,
 };
+use social_reward::train::preprocess::preprocess;
 use social_reward::train::tokenize::{PromptTokenizer, word_level_tokenizer_json};
 use social_reward::train::{
     ClipSpec, EvalOptions, ModelChoice, RewardModel, TrainError, TrainOptions, Trainable, evaluate,
@@ -25,24 +29,11 @@ use social_reward::train::{
 };
 
 /// The binary with `args`, INFO logs on stderr.
-fn cli(args: &[&str]) -> std::process::Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_social-reward"))
+fn cli(args: &[&str]) -> Cli {
+    Cli::new()
         .args(["--quiet", "-v"])
         .args(args)
         .env_remove("RUST_LOG")
-        .output()
-        .unwrap()
-}
-
-/// stdout of a run that must succeed.
-fn cli_ok(args: &[&str]) -> String {
-    let output = cli(args);
-    assert!(
-        output.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap()
 }
 
 fn file_of(files: &[(&'static str, Vec<u8>)], name: &str) -> Vec<u8> {
@@ -51,6 +42,14 @@ fn file_of(files: &[(&'static str, Vec<u8>)], name: &str) -> Vec<u8> {
         .find(|(n, _)| *n == name)
         .map(|(_, bytes)| bytes.clone())
         .unwrap()
+}
+
+/// Cosine similarity, in f64, of two vectors of any length.
+fn cosine(a: &[f32], b: &[f32]) -> f64 {
+    assert_eq!(a.len(), b.len());
+    let dot: f64 = a.iter().zip(b).map(|(x, y)| *x as f64 * *y as f64).sum();
+    let norm = |v: &[f32]| v.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
+    dot / (norm(a) * norm(b))
 }
 
 fn tiny(trainable: Trainable, train: bool) -> RewardModel {
@@ -359,7 +358,7 @@ async fn simulate_curate_train_eval_beats_the_untrained_baseline() {
             "--images",
             images.as_str(),
         ];
-        serde_json::from_str::<serde_json::Value>(&cli_ok(&args)).unwrap()
+        cli(&args).run_json()
     };
     let via_out = eval_cli(&out);
     assert_eq!(via_out, eval_cli(&trained.model_uri));
@@ -409,50 +408,46 @@ async fn score_prints_one_line_per_image_and_null_for_unreadable_ones() {
         .save(&picture)
         .unwrap();
     std::fs::write(dir.path().join("broken.png"), b"\x89PNG not really").unwrap();
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_social-reward"))
-        .args([
-            "--quiet",
-            "score",
-            "--model",
-            &model,
-            "--prompt",
-            "a red fox",
-        ])
-        .arg(&picture)
-        .arg(dir.path().join("broken.png"))
-        .arg(dir.path().join("missing.png"))
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let lines: Vec<serde_json::Value> = String::from_utf8(output.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let score = |images: &[&Path]| {
+        Cli::new()
+            .args([
+                "--quiet",
+                "score",
+                "--model",
+                &model,
+                "--prompt",
+                "a red fox",
+            ])
+            .args(images)
+            .run_ok()
+    };
+    let broken = dir.path().join("broken.png");
+    let missing = dir.path().join("missing.png");
+    let lines = score(&[&picture, &broken, &missing]).json_lines();
     assert_eq!(lines.len(), 3);
-    let score = lines[0]["score"].as_f64().unwrap();
-    assert!((-1.0..=1.0).contains(&score), "a cosine: {score}");
+    let score_of_fox = lines[0]["score"].as_f64().unwrap();
+    // The reward is the cosine of the prompt's and the picture's embeddings: worked out here
+    // from the embeddings, whatever their scale, with the picture preprocessed as `score` does.
+    let reward_model = RewardModel::load(&model, Trainable::Paper, false, &Device::Cpu)
+        .await
+        .unwrap();
+    let pixels = preprocess(&std::fs::read(&picture).unwrap(), reward_model.image_size()).unwrap();
+    let image = reward_model
+        .embed_images(&reward_model.pixel_batch(&[&pixels]).unwrap())
+        .unwrap();
+    let text = reward_model.embed_prompts(&["a red fox"]).unwrap();
+    let expected = cosine(
+        &text.to_vec2::<f32>().unwrap()[0],
+        &image.to_vec2::<f32>().unwrap()[0],
+    );
+    assert!(
+        (score_of_fox - expected).abs() < 1e-5,
+        "score {score_of_fox}, cosine of the embeddings {expected}"
+    );
     assert!(lines[1]["score"].is_null() && lines[1]["error"].is_string());
     assert!(lines[2]["score"].is_null());
     // Deterministic: the same model and picture score the same.
-    let again = std::process::Command::new(env!("CARGO_BIN_EXE_social-reward"))
-        .args([
-            "--quiet",
-            "score",
-            "--model",
-            &model,
-            "--prompt",
-            "a red fox",
-        ])
-        .arg(&picture)
-        .output()
-        .unwrap();
-    let again: serde_json::Value =
-        serde_json::from_str(String::from_utf8(again.stdout).unwrap().trim()).unwrap();
+    let again = score(&[&picture]).json();
     assert_eq!(again["score"], lines[0]["score"]);
 }
 
@@ -469,7 +464,7 @@ async fn score_accepts_train_out_and_a_wrong_directory_says_what_to_pass() {
         .unwrap();
     let picture = picture.display().to_string();
     let score = |model: &str| {
-        cli_ok(&[
+        cli(&[
             "score",
             "--model",
             model,
@@ -477,6 +472,8 @@ async fn score_accepts_train_out_and_a_wrong_directory_says_what_to_pass() {
             "a fox",
             picture.as_str(),
         ])
+        .run_ok()
+        .stdout
     };
     let direct = score(&format!("{out}/model"));
     assert!(direct.contains("\"score\":"), "{direct}");
@@ -489,9 +486,12 @@ async fn score_accepts_train_out_and_a_wrong_directory_says_what_to_pass() {
         "--prompt",
         "a fox",
         picture.as_str(),
-    ]);
-    let stderr = String::from_utf8_lossy(&logged.stderr);
-    assert!(stderr.contains("is a `train --out` directory"), "{stderr}");
+    ])
+    .run_ok();
+    assert!(
+        logged.stderr.contains("is a `train --out` directory"),
+        "{logged}"
+    );
 
     assert_eq!(
         resolve_model_dir(&format!("file://{out}")).await.unwrap(),
@@ -529,15 +529,13 @@ async fn score_accepts_train_out_and_a_wrong_directory_says_what_to_pass() {
             empty,
         ],
     ] {
-        let output = cli(&args);
-        assert!(!output.status.success());
-        let stderr = String::from_utf8_lossy(&output.stderr);
+        let failed = cli(&args).run_fail();
         assert!(
-            stderr.contains(
+            failed.stderr.contains(
                 "is neither a model directory (no config.json) nor a `train --out` \
                  directory (no model/config.json); pass train's OUT or OUT/model"
             ),
-            "{args:?}: {stderr}"
+            "{failed}"
         );
     }
     // A mistyped path is reported, not created.

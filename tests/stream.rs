@@ -8,7 +8,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-use common::streaming::{batch_curate, config, triplet_files};
+use common::streaming::{Simulated, batch_curate, config, mock_cluster, scenario, triplet_files};
+use common::{ScratchDatabase, wait_until};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::mocking::MockCluster;
@@ -19,7 +20,6 @@ use social_reward::events::{Limits, Reason, Timestamp};
 use social_reward::pipeline::stream::{
     Behind, StreamError, StreamInput, StreamOptions, StreamReport, run_stream,
 };
-use social_reward::sources::simulator::Scenario;
 use social_reward::store::Catalog;
 
 fn settings() -> PartitionSettings {
@@ -47,6 +47,18 @@ async fn http_get(addr: std::net::SocketAddr, path: &str) -> Option<String> {
     let mut response = String::new();
     stream.read_to_string(&mut response).await.ok()?;
     Some(response)
+}
+
+/// How many partitions a consumer serving its metrics at `addr` has an `open_sessions` gauge
+/// for: set at each commit, removed when the partition is revoked (0 while nothing answers).
+async fn open_session_gauges(addr: std::net::SocketAddr) -> usize {
+    let Some(response) = http_get(addr, "/metrics").await else {
+        return 0;
+    };
+    response
+        .lines()
+        .filter(|l| l.starts_with("social_reward_open_sessions{partition="))
+        .count()
 }
 
 /// The `reason` header of up to `want` messages of a topic, read from its beginning.
@@ -162,33 +174,28 @@ async fn stream(options: &StreamOptions, catalog: &Catalog) -> StreamReport {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn streaming_equals_batch_and_survives_crashes() {
-    let mock = MockCluster::new(1).unwrap();
-    mock.create_topic("events", 1, 1).unwrap();
+    let mock = mock_cluster(1, 1);
     let brokers = mock.bootstrap_servers();
     let dir = tempfile::tempdir().unwrap();
-    let scenario = Scenario {
-        users: 300,
-        days: 1.5,
-        seed: 11,
-        ..Scenario::default()
-    };
-    let events = common::simulate_to_kafka(dir.path(), &brokers, "events", scenario).events;
-    let lines = std::fs::read_to_string(&events).unwrap().lines().count() as u64;
+    let Simulated { events, lines } =
+        Simulated::on_kafka(dir.path(), &brokers, scenario(300, 1.5, 11));
 
     let (batch, expected) = batch_curate(&events, &dir.path().join("batch")).await;
     assert!(batch.triplets > 20, "{batch:?}");
     assert!(expected.len() >= 3, "{:?}", expected.keys());
 
     // A clean streaming run.
-    let db = common::ScratchDatabase::create("stream_clean").await;
-    let catalog = Catalog::open(&db.url).await.unwrap();
+    let db = ScratchDatabase::create("stream_clean").await;
+    let catalog = db.catalog().await;
     let clean_out = dir.path().join("clean");
     mock.create_topic("events-dlq", 1, 1).unwrap();
     let mut clean_options = options(&brokers, "clean", &clean_out);
     clean_options.dead_letter_topic = Some("events-dlq".into());
     let metrics_addr = free_local_addr();
     clean_options.metrics_addr = Some(metrics_addr);
-    // Scrape while the consumer runs; the last answers are those after its last message.
+    // Scrape while the consumer runs; the last answers are those after its last message. The
+    // sleep is the sampling interval (the server stays up the 2 s `until_idle` after the last
+    // message), not a wait for something: the loop ends when the server stops answering.
     let scraper = tokio::spawn(async move {
         let mut last = None;
         for _ in 0..600 {
@@ -252,7 +259,7 @@ async fn streaming_equals_batch_and_survives_crashes() {
     }
     assert_eq!(on_topic, stored.into_iter().collect::<BTreeMap<_, _>>());
     catalog.close().await;
-    db.drop_now().await;
+    drop(db);
 
     // Crashes: stop dead mid-batch several times, restarting from the catalog each time; once
     // with a snapshot at every commit, once replaying from the first snapshot.
@@ -261,8 +268,8 @@ async fn streaming_equals_batch_and_survives_crashes() {
         ("crash_replay", Duration::from_secs(3600)),
     ];
     for (tag, snapshot_every) in variants {
-        let db = common::ScratchDatabase::create(tag).await;
-        let catalog = Catalog::open(&db.url).await.unwrap();
+        let db = ScratchDatabase::create(tag).await;
+        let catalog = db.catalog().await;
         let out = dir.path().join(tag);
         // Each run stops dead after reading this many messages, replays included, at moments
         // that fall anywhere within a micro-batch.
@@ -299,7 +306,6 @@ async fn streaming_equals_batch_and_survives_crashes() {
             "{tag}: no manifest row twice"
         );
         catalog.close().await;
-        db.drop_now().await;
     }
 }
 
@@ -307,21 +313,13 @@ async fn streaming_equals_batch_and_survives_crashes() {
 /// rebalance moves partitions between them, and the files are those one consumer writes alone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rebalance_mid_stream_changes_nothing() {
-    let mock = MockCluster::new(1).unwrap();
-    mock.create_topic("events", 3, 1).unwrap();
+    let mock = mock_cluster(1, 3);
     let brokers = mock.bootstrap_servers();
     let dir = tempfile::tempdir().unwrap();
-    let scenario = Scenario {
-        users: 300,
-        days: 1.5,
-        seed: 5,
-        ..Scenario::default()
-    };
-    let events = common::simulate_to_kafka(dir.path(), &brokers, "events", scenario).events;
-    let lines = std::fs::read_to_string(&events).unwrap().lines().count() as u64;
+    let lines = Simulated::on_kafka(dir.path(), &brokers, scenario(300, 1.5, 5)).lines;
 
-    let db = common::ScratchDatabase::create("stream_alone").await;
-    let catalog = Catalog::open(&db.url).await.unwrap();
+    let db = ScratchDatabase::create("stream_alone").await;
+    let catalog = db.catalog().await;
     let alone_out = dir.path().join("alone");
     let alone = stream(&options(&brokers, "alone", &alone_out), &catalog).await;
     assert_eq!(alone.partitions, vec![0, 1, 2]);
@@ -330,50 +328,59 @@ async fn a_rebalance_mid_stream_changes_nothing() {
     let expected = triplet_files(&alone_out);
     assert!(expected.len() >= 3, "{:?}", expected.keys());
     catalog.close().await;
-    db.drop_now().await;
+    drop(db);
 
     // The pair reads a copy of the stream that arrives in two halves: the second consumer
     // joins while the first holds every partition mid-stream, whatever the machine's speed.
     mock.create_topic("staged", 3, 1).unwrap();
     copy_share(&brokers, "events", "staged", 3, (0.0, 0.5));
-    let db = common::ScratchDatabase::create("stream_pair").await;
-    let catalog = Catalog::open(&db.url).await.unwrap();
+    let db = ScratchDatabase::create("stream_pair").await;
+    let catalog = db.catalog().await;
     let out = dir.path().join("pair");
     let mut first = options(&brokers, "pair", &out);
     first.topic = "staged".into();
     first.batch_messages = 5;
     first.until_idle = Some(Duration::from_secs(8));
     let second = first.clone();
+    // The first serves its metrics, where a partition has an `open_sessions` gauge from its
+    // first commit until it is revoked.
+    let first_metrics = free_local_addr();
+    first.metrics_addr = Some(first_metrics);
     let (a, b) = tokio::join!(stream(&first, &catalog), async {
         // Once the first has committed on every partition…
-        for _ in 0..600 {
-            let mut all = true;
-            for partition in 0..3 {
-                let state = catalog
-                    .partition_state("pair", "staged", partition)
-                    .await
-                    .unwrap();
-                all &= state.next_offset.is_some();
-            }
-            if all {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        // …the second joins (the mock takes ~3 s), and the rest of the stream follows.
-        let rest = tokio::spawn({
+        wait_until(
+            "the first consumer has committed on every partition",
+            Duration::from_secs(30),
+            async || {
+                let mut all = true;
+                for partition in 0..3 {
+                    let state = catalog
+                        .partition_state("pair", "staged", partition)
+                        .await
+                        .unwrap();
+                    all &= state.next_offset.is_some();
+                }
+                all && open_session_gauges(first_metrics).await == 3
+            },
+        )
+        .await;
+        // …the second joins (the mock takes a few seconds), and once the rebalance it starts
+        // has taken partitions from the first, the rest of the stream follows.
+        let rest = async {
+            wait_until(
+                "the second consumer's joining takes partitions from the first",
+                Duration::from_secs(60),
+                async || open_session_gauges(first_metrics).await < 3,
+            )
+            .await;
             let brokers = brokers.clone();
-            async move {
-                tokio::time::sleep(Duration::from_secs(4)).await;
-                tokio::task::spawn_blocking(move || {
-                    copy_share(&brokers, "events", "staged", 3, (0.5, 1.0))
-                })
-                .await
-                .unwrap();
-            }
-        });
-        let report = stream(&second, &catalog).await;
-        rest.await.unwrap();
+            tokio::task::spawn_blocking(move || {
+                copy_share(&brokers, "events", "staged", 3, (0.5, 1.0))
+            })
+            .await
+            .unwrap();
+        };
+        let (report, ()) = tokio::join!(stream(&second, &catalog), rest);
         report
     });
     // The second consumer took over partitions the first had worked on: it restarted them from
@@ -406,7 +413,6 @@ async fn a_rebalance_mid_stream_changes_nothing() {
     );
     assert_eq!(catalog.manifest().await.unwrap().len(), expected.len());
     catalog.close().await;
-    db.drop_now().await;
 }
 
 /// Broker faults while consuming: fetch and commit requests failing for a while, then a broker
@@ -414,41 +420,44 @@ async fn a_rebalance_mid_stream_changes_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broker_faults_change_nothing() {
     use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
-    let mock = MockCluster::new(3).unwrap();
-    mock.create_topic("events", 2, 1).unwrap();
+    let mock = mock_cluster(3, 2);
     let brokers = mock.bootstrap_servers();
     let dir = tempfile::tempdir().unwrap();
-    let scenario = Scenario {
-        users: 200,
-        days: 1.5,
-        seed: 8,
-        ..Scenario::default()
-    };
-    let events = common::simulate_to_kafka(dir.path(), &brokers, "events", scenario).events;
-    let lines = std::fs::read_to_string(&events).unwrap().lines().count() as u64;
+    let lines = Simulated::on_kafka(dir.path(), &brokers, scenario(200, 1.5, 8)).lines;
 
-    let db = common::ScratchDatabase::create("stream_calm").await;
-    let catalog = Catalog::open(&db.url).await.unwrap();
+    let db = ScratchDatabase::create("stream_calm").await;
+    let catalog = db.catalog().await;
     let calm_out = dir.path().join("calm");
     stream(&options(&brokers, "calm", &calm_out), &catalog).await;
     let expected = triplet_files(&calm_out);
     assert!(expected.len() >= 3, "{:?}", expected.keys());
     catalog.close().await;
-    db.drop_now().await;
+    drop(db);
 
-    let db = common::ScratchDatabase::create("stream_faults").await;
-    let catalog = Catalog::open(&db.url).await.unwrap();
+    let db = ScratchDatabase::create("stream_faults").await;
+    let catalog = db.catalog().await;
     let out = dir.path().join("faults");
     let mut o = options(&brokers, "faults", &out);
     o.batch_messages = 50;
     // Longer than the outage, so that it is not taken for the end of the input.
     o.until_idle = Some(Duration::from_secs(10));
     let faults = async {
-        tokio::time::sleep(Duration::from_secs(5)).await;
+        // The faults strike while the consumer works: once it has committed a first batch.
+        wait_until(
+            "the consumer has committed a batch",
+            Duration::from_secs(60),
+            async || {
+                let offsets = catalog.stored_offsets("faults", "events").await.unwrap();
+                offsets.iter().any(|(_, next)| *next > 0)
+            },
+        )
+        .await;
         let timeouts = [RDKafkaRespErr::RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT; 8];
         mock.request_errors(RDKafkaApiKey::Fetch, &timeouts);
         let not_coordinator = [RDKafkaRespErr::RD_KAFKA_RESP_ERR_NOT_COORDINATOR; 4];
         mock.request_errors(RDKafkaApiKey::OffsetCommit, &not_coordinator);
+        // These sleeps are the faults' schedule, not waits for something: requests fail for a
+        // second, then a broker is down for three.
         tokio::time::sleep(Duration::from_secs(1)).await;
         mock.broker_down(1).unwrap();
         tokio::time::sleep(Duration::from_secs(3)).await;
@@ -468,7 +477,6 @@ async fn broker_faults_change_nothing() {
     );
     assert_eq!(catalog.manifest().await.unwrap().len(), expected.len());
     catalog.close().await;
-    db.drop_now().await;
 }
 
 /// The embedded default: the same loop over a JSON-lines file with the SQLite catalog writes
@@ -477,14 +485,7 @@ async fn broker_faults_change_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_file_input_streams_like_kafka_on_sqlite() {
     let dir = tempfile::tempdir().unwrap();
-    let scenario = Scenario {
-        users: 300,
-        days: 1.5,
-        seed: 23,
-        ..Scenario::default()
-    };
-    let events = common::simulate_to_files(dir.path(), scenario).events;
-    let lines = std::fs::read_to_string(&events).unwrap().lines().count() as u64;
+    let Simulated { events, lines } = Simulated::in_file(dir.path(), scenario(300, 1.5, 23));
 
     let (batch, expected) = batch_curate(&events, &dir.path().join("batch")).await;
     assert!(batch.triplets > 20, "{batch:?}");
@@ -538,17 +539,8 @@ async fn small_stream(
     u64,
     Catalog,
 ) {
-    let mock = MockCluster::new(1).unwrap();
-    mock.create_topic("events", partitions, 1).unwrap();
-    let scenario = Scenario {
-        users: 120,
-        days: 0.5,
-        seed,
-        ..Scenario::default()
-    };
-    let brokers = mock.bootstrap_servers();
-    let events = common::simulate_to_kafka(dir, &brokers, "events", scenario).events;
-    let lines = std::fs::read_to_string(&events).unwrap().lines().count() as u64;
+    let mock = mock_cluster(1, partitions);
+    let lines = Simulated::on_kafka(dir, &mock.bootstrap_servers(), scenario(120, 0.5, seed)).lines;
     let url = format!("sqlite:{}", dir.join("catalog.db").display());
     (mock, lines, Catalog::open(&url).await.unwrap())
 }
@@ -615,13 +607,15 @@ async fn until_idle_fails_without_a_partition_or_with_a_backlog() {
         });
         let joining = async {
             // The other member joins once the holder has committed on the only partition.
-            for _ in 0..1200 {
-                let state = pair_catalog.partition_state("pair", "events", 0).await;
-                if state.unwrap().next_offset.is_some() {
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
+            wait_until(
+                "the holder has committed on the only partition",
+                Duration::from_secs(60),
+                async || {
+                    let state = pair_catalog.partition_state("pair", "events", 0).await;
+                    state.unwrap().next_offset.is_some()
+                },
+            )
+            .await;
             let started = std::time::Instant::now();
             let ended = run_stream(&idle, &pair_catalog, std::future::pending()).await;
             let _ = stop_holder.send(());
@@ -712,17 +706,16 @@ async fn a_rerun_with_nothing_new_ends_at_once() {
     let (mock, lines, catalog) = small_stream(dir.path(), 2, 37).await;
     let mut o = options(&mock.bootstrap_servers(), "rerun", &dir.path().join("out"));
     o.until_idle = None;
-    let all_committed = async {
-        let deadline = std::time::Instant::now() + Duration::from_secs(120);
-        loop {
+    // The service is stopped once every message is committed.
+    let all_committed = wait_until(
+        "the service has committed every message",
+        Duration::from_secs(120),
+        async || {
             let offsets = catalog.stored_offsets("rerun", "events").await.unwrap();
             let committed: i64 = offsets.iter().map(|(_, next)| next).sum();
-            if committed as u64 >= lines || std::time::Instant::now() > deadline {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    };
+            committed as u64 >= lines
+        },
+    );
     let first = run_stream(&o, &catalog, all_committed).await.unwrap();
     assert_eq!(first.counts.lines, lines, "{first:?}");
     // What makes the case: a snapshot older than the committed offset.

@@ -12,10 +12,10 @@ use rdkafka::mocking::MockCluster;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use serde::Serialize;
 
-use crate::pipeline::StageError;
-use crate::sources::kafka::{KafkaTarget, consumer_config};
+use crate::sinks::kafka::KafkaTarget;
+use crate::sources::kafka::consumer_config;
 
-use super::{peak_rss_mib_of, simulate_without_images_to};
+use super::{BenchError, peak_rss_mib_of, simulate_without_images_to};
 
 #[derive(Debug, Serialize)]
 pub struct IngestFigure {
@@ -45,13 +45,6 @@ pub struct IngestBench {
     pub rss_growth: Option<f64>,
 }
 
-fn failed(message: impl std::fmt::Display) -> StageError {
-    StageError::Failed {
-        stage: "bench ingest".into(),
-        message: message.to_string(),
-    }
-}
-
 /// What to measure, and on which catalog.
 #[derive(Debug, Clone)]
 pub struct IngestOptions {
@@ -65,7 +58,7 @@ pub struct IngestOptions {
     pub kafka: Vec<(String, String)>,
 }
 
-pub async fn ingest(options: &IngestOptions) -> Result<IngestBench, StageError> {
+pub async fn ingest(options: &IngestOptions) -> Result<IngestBench, BenchError> {
     let catalog = options.catalog.as_str();
     let scratch = ScratchCatalog::create(catalog).await?;
     let measured = measure(options, &scratch.url).await;
@@ -85,7 +78,7 @@ struct ScratchCatalog {
 }
 
 impl ScratchCatalog {
-    async fn create(catalog: &str) -> Result<Self, StageError> {
+    async fn create(catalog: &str) -> Result<Self, BenchError> {
         use sqlx::Connection;
         let postgres = catalog.starts_with("postgres://") || catalog.starts_with("postgresql://");
         let (location, query) = catalog.split_once('?').unwrap_or((catalog, ""));
@@ -96,11 +89,13 @@ impl ScratchCatalog {
             });
         };
         let name = format!("social_reward_bench_{}", std::process::id());
-        let mut admin = sqlx::PgConnection::connect(catalog).await.map_err(failed)?;
+        let mut admin = sqlx::PgConnection::connect(catalog)
+            .await
+            .map_err(BenchError::ScratchDatabase)?;
         sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
             .execute(&mut admin)
             .await
-            .map_err(|e| failed(format!("a scratch database beside {catalog}: {e}")))?;
+            .map_err(BenchError::ScratchDatabase)?;
         let url = match query {
             "" => format!("{server}/{name}"),
             query => format!("{server}/{name}?{query}"),
@@ -131,7 +126,7 @@ impl ScratchCatalog {
     }
 }
 
-async fn measure(options: &IngestOptions, catalog: &str) -> Result<IngestBench, StageError> {
+async fn measure(options: &IngestOptions, catalog: &str) -> Result<IngestBench, BenchError> {
     let IngestOptions {
         users,
         days,
@@ -139,7 +134,7 @@ async fn measure(options: &IngestOptions, catalog: &str) -> Result<IngestBench, 
         partitions,
         ..
     } = *options;
-    let mock = MockCluster::new(1).map_err(failed)?;
+    let mock = MockCluster::new(1)?;
     let brokers = mock.bootstrap_servers();
     let scratch =
         std::env::temp_dir().join(format!("social-reward-bench-ingest-{}", std::process::id()));
@@ -147,13 +142,13 @@ async fn measure(options: &IngestOptions, catalog: &str) -> Result<IngestBench, 
     let steps = [(1, days), (scale.max(1), days * f64::from(scale.max(1)))];
     for (index, (step, days)) in steps.into_iter().enumerate() {
         let topic = format!("events-{index}-x{step}");
-        mock.create_topic(&topic, partitions, 1).map_err(failed)?;
+        mock.create_topic(&topic, partitions, 1)?;
         let dir = scratch.join(&topic);
         let target = KafkaTarget {
             brokers: brokers.clone(),
             topic: topic.clone(),
             per_second: None,
-            create: crate::sources::kafka::TopicLayout::default(),
+            create: crate::sinks::kafka::TopicLayout::default(),
         };
         let simulated = simulate_without_images_to(&dir, users, days, Some(target))?;
         let messages = simulated.kafka_messages.unwrap_or(0);
@@ -162,10 +157,11 @@ async fn measure(options: &IngestOptions, catalog: &str) -> Result<IngestBench, 
         let report = ingest_child(&brokers, &topic, catalog, &dir.join("out"), &options.kafka)?;
         let number = |key: &str| report.0[key].as_f64().unwrap_or(0.0);
         if number("messages") as u64 != messages {
-            return Err(failed(format!(
-                "ingest read {} of {messages} messages",
-                number("messages")
-            )));
+            return Err(BenchError::ShortRead {
+                reader: "ingest",
+                read: number("messages") as u64,
+                expected: messages,
+            });
         }
         let bare_per_second = messages as f64 / bare_seconds.max(1e-9);
         let ingest_per_second = messages as f64 / number("busy_seconds").max(1e-9);
@@ -205,20 +201,18 @@ async fn measure(options: &IngestOptions, catalog: &str) -> Result<IngestBench, 
 /// librdkafka's mock broker keeps only the last 5 MiB (or 100,000 message sets) of each
 /// partition and drops older ones silently: a stream too large for the partitions would be
 /// measured short.
-fn check_retained(brokers: &str, topic: &str, partitions: i32) -> Result<(), StageError> {
+fn check_retained(brokers: &str, topic: &str, partitions: i32) -> Result<(), BenchError> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
-        .create()
-        .map_err(failed)?;
+        .create()?;
     for partition in 0..partitions {
-        let (low, _) = consumer
-            .fetch_watermarks(topic, partition, Duration::from_secs(10))
-            .map_err(failed)?;
+        let (low, _) = consumer.fetch_watermarks(topic, partition, Duration::from_secs(10))?;
         if low > 0 {
-            return Err(failed(format!(
-                "the mock broker dropped the first {low} messages of {topic}/{partition} \
-                 (it keeps 5 MiB a partition): use more --partitions or a shorter stream"
-            )));
+            return Err(BenchError::BrokerDropped {
+                topic: topic.to_owned(),
+                partition,
+                low,
+            });
         }
     }
     Ok(())
@@ -231,30 +225,32 @@ fn bare_loop(
     partitions: i32,
     expected: u64,
     settings: &[(String, String)],
-) -> Result<f64, StageError> {
+) -> Result<f64, BenchError> {
     let mut config = consumer_config(brokers, &format!("bare-{topic}"));
     for (key, value) in settings {
         config.set(key, value);
     }
-    let consumer: BaseConsumer = config.create().map_err(failed)?;
+    let consumer: BaseConsumer = config.create()?;
     let mut assignment = TopicPartitionList::new();
     for partition in 0..partitions {
-        assignment
-            .add_partition_offset(topic, partition, Offset::Beginning)
-            .map_err(failed)?;
+        assignment.add_partition_offset(topic, partition, Offset::Beginning)?;
     }
-    consumer.assign(&assignment).map_err(failed)?;
+    consumer.assign(&assignment)?;
     let deadline = Instant::now() + Duration::from_secs(600);
     let (mut seen, mut first) = (0u64, None);
     while seen < expected && Instant::now() < deadline {
         if let Some(message) = consumer.poll(Duration::from_millis(100)) {
-            message.map_err(failed)?;
+            message?;
             first.get_or_insert_with(Instant::now);
             seen += 1;
         }
     }
     if seen < expected {
-        return Err(failed(format!("bare loop read {seen} of {expected}")));
+        return Err(BenchError::ShortRead {
+            reader: "the bare loop",
+            read: seen,
+            expected,
+        });
     }
     Ok(first.map_or(0.0, |t| t.elapsed().as_secs_f64()))
 }
@@ -266,8 +262,8 @@ fn ingest_child(
     catalog: &str,
     out: &Path,
     settings: &[(String, String)],
-) -> Result<(serde_json::Value, Option<f64>), StageError> {
-    let exe = std::env::current_exe().map_err(failed)?;
+) -> Result<(serde_json::Value, Option<f64>), BenchError> {
+    let exe = std::env::current_exe().map_err(BenchError::Child)?;
     let group = format!("bench-{topic}-{}", std::process::id());
     let mut child = Command::new(exe)
         .args(["--quiet", "ingest", "--brokers", brokers, "--topic", topic])
@@ -282,17 +278,17 @@ fn ingest_child(
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
-        .map_err(failed)?;
+        .map_err(BenchError::Child)?;
     let pid = child.id().to_string();
     let mut peak = None;
-    while child.try_wait().map_err(failed)?.is_none() {
+    while child.try_wait().map_err(BenchError::Child)?.is_none() {
         peak = peak_rss_mib_of(&pid).or(peak);
         std::thread::sleep(Duration::from_millis(100));
     }
-    let output = child.wait_with_output().map_err(failed)?;
+    let output = child.wait_with_output().map_err(BenchError::Child)?;
     if !output.status.success() {
-        return Err(failed(format!("ingest exited with {}", output.status)));
+        return Err(BenchError::ChildFailed(output.status));
     }
-    let report = serde_json::from_slice(&output.stdout).map_err(failed)?;
+    let report = serde_json::from_slice(&output.stdout).map_err(BenchError::Report)?;
     Ok((report, peak))
 }

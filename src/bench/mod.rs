@@ -5,11 +5,12 @@ use std::time::Instant;
 
 use serde::Serialize;
 
+mod error;
 mod ingest;
+pub use error::BenchError;
 pub use ingest::{IngestBench, IngestFigure, IngestOptions, ingest};
 
 use crate::events::{Event, Intake, Outcome, SourcePosition, Timestamp, Validator};
-use crate::pipeline::StageError;
 use crate::sources::simulator::{self, Scenario, SimulateOptions};
 
 #[derive(Debug, Serialize)]
@@ -36,7 +37,7 @@ pub fn parse(
     users: u64,
     days: f64,
     repeat: u32,
-) -> Result<ParseBench, StageError> {
+) -> Result<ParseBench, BenchError> {
     let scratch;
     let file = match events {
         Some(path) => path.to_path_buf(),
@@ -46,7 +47,10 @@ pub fn parse(
             simulate_without_images(&scratch, users, days)?.events
         }
     };
-    let data = std::fs::read(&file).map_err(|e| StageError::io(&file, e))?;
+    let data = std::fs::read(&file).map_err(|e| BenchError::Io {
+        path: file.clone(),
+        source: e,
+    })?;
     let mut best = f64::INFINITY;
     let mut best_serde = f64::INFINITY;
     let mut last = None;
@@ -58,10 +62,7 @@ pub fn parse(
         let serde_pass = one_pass(&data, false)?;
         best_serde = best_serde.min(started.elapsed().as_secs_f64());
         if serde_pass != pass {
-            return Err(StageError::Failed {
-                stage: "bench".into(),
-                message: "the fast path and serde_json disagree on this input".into(),
-            });
+            return Err(BenchError::FastPathDisagrees);
         }
         last = Some(pass);
     }
@@ -88,14 +89,14 @@ pub fn parse(
 fn one_pass(
     data: &[u8],
     fast_path: bool,
-) -> Result<(crate::events::IntakeCounts, usize), StageError> {
+) -> Result<(crate::events::IntakeCounts, usize), BenchError> {
     let validator = Validator::new(Default::default(), Timestamp::now())?;
     let validator = if fast_path {
         validator
     } else {
         validator.serde_only()
     };
-    let mut intake = Intake::new(validator, 6.0);
+    let mut intake = Intake::new(validator, crate::events::DEFAULT_DEDUP_HORIZON_HOURS);
     let mut per_image: crate::hashing::FastMap<Box<str>, (u32, u32)> = crate::hashing::fast_map();
     for (index, line) in data.split(|&b| b == b'\n').enumerate() {
         if line.is_empty() && index > 0 {
@@ -155,7 +156,7 @@ pub async fn curate(
     days: f64,
     window_hours: f64,
     with_duckdb: bool,
-) -> Result<CurateBench, StageError> {
+) -> Result<CurateBench, BenchError> {
     let scratch =
         std::env::temp_dir().join(format!("social-reward-bench-curate-{}", std::process::id()));
     let (file, truth) = match events {
@@ -170,7 +171,10 @@ pub async fn curate(
         }
     };
     let bytes = std::fs::metadata(&file)
-        .map_err(|e| StageError::io(&file, e))?
+        .map_err(|e| BenchError::Io {
+            path: file.clone(),
+            source: e,
+        })?
         .len();
     let out = scratch.join("out");
     let options = crate::curate::CurateOptions {
@@ -183,7 +187,7 @@ pub async fn curate(
         },
         limits: Default::default(),
         now: Timestamp::now(),
-        dedup_horizon_hours: 6.0,
+        dedup_horizon_hours: crate::events::DEFAULT_DEDUP_HORIZON_HOURS,
         image_dedup: match &truth {
             Some(t) => crate::curate::ImageDedup::Supplied(t.clone()),
             None => crate::curate::ImageDedup::Off,
@@ -302,7 +306,7 @@ fn simulate_without_images(
     out: &Path,
     users: u64,
     days: f64,
-) -> Result<simulator::SimulationSummary, StageError> {
+) -> Result<simulator::SimulationSummary, BenchError> {
     simulate_without_images_to(out, users, days, None)
 }
 
@@ -311,8 +315,8 @@ fn simulate_without_images_to(
     out: &Path,
     users: u64,
     days: f64,
-    kafka: Option<crate::sources::kafka::KafkaTarget>,
-) -> Result<simulator::SimulationSummary, StageError> {
+    kafka: Option<crate::sinks::kafka::KafkaTarget>,
+) -> Result<simulator::SimulationSummary, BenchError> {
     Ok(simulator::simulate(&SimulateOptions {
         out: out.to_path_buf(),
         scenario: Scenario {

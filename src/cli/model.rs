@@ -10,6 +10,8 @@ use social_reward::train::{
     self, EvalOptions, ModelChoice, RewardModel, TrainOptions, Trainable, device,
 };
 
+/// Each setting flag overrides one field of [`TrainOptions::default`] (the paper's settings,
+/// as in a pipeline's `[train]` section); an absent flag keeps it.
 #[derive(Args)]
 pub struct TrainArgs {
     /// Curation's output (or any folder/URL of triplet Parquet with split= partitions).
@@ -21,37 +23,39 @@ pub struct TrainArgs {
     /// Where base/, checkpoints/ and model/ go: a folder, file:// or s3:// URL.
     #[arg(long)]
     out: String,
-    /// `tiny` (a small random CLIP the code builds) or a Hugging Face CLIP directory/URL.
-    #[arg(long, default_value = "tiny")]
-    model: String,
+    /// `tiny` (a small random CLIP the code builds, the default) or a Hugging Face CLIP
+    /// directory/URL.
+    #[arg(long)]
+    model: Option<String>,
     /// Total optimizer steps (overrides --epochs).
     #[arg(long)]
     steps: Option<usize>,
-    #[arg(long, default_value_t = 10)]
-    epochs: usize,
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
-    #[arg(long, default_value_t = 32)]
-    batch_size: usize,
-    /// AdamW learning rate (the paper's code: 3e-5; a tiny model from scratch wants ~1e-3).
-    #[arg(long, default_value_t = 3e-5)]
-    lr: f64,
-    #[arg(long, default_value_t = 0.01)]
-    weight_decay: f64,
-    #[arg(long, default_value_t = 0.3)]
-    margin: f64,
-    /// Which weights train.
-    #[arg(long, value_enum, default_value_t = Trainable::Paper)]
-    trainable: Trainable,
+    #[arg(long)]
+    epochs: Option<usize>,
+    #[arg(long)]
+    seed: Option<u64>,
+    #[arg(long)]
+    batch_size: Option<usize>,
+    /// AdamW learning rate (default: the paper's code's; a tiny model from scratch wants ~1e-3).
+    #[arg(long)]
+    lr: Option<f64>,
+    #[arg(long)]
+    weight_decay: Option<f64>,
+    /// Triplet loss margin (default: the paper's).
+    #[arg(long)]
+    margin: Option<f64>,
+    /// Which weights train (default: the paper's choice).
+    #[arg(long, value_enum)]
+    trainable: Option<Trainable>,
     /// Validation accuracy every N steps.
-    #[arg(long, default_value_t = 100)]
-    eval_every: usize,
+    #[arg(long)]
+    eval_every: Option<usize>,
     /// Checkpoint every N steps (and at the end).
-    #[arg(long, default_value_t = 200)]
-    checkpoint_every: usize,
+    #[arg(long)]
+    checkpoint_every: Option<usize>,
     /// Validation triplets scored each time.
-    #[arg(long, default_value_t = 2000)]
-    val_limit: usize,
+    #[arg(long)]
+    val_limit: Option<usize>,
     /// Start afresh even when OUT holds a checkpoint.
     #[arg(long)]
     no_resume: bool,
@@ -63,28 +67,46 @@ pub struct TrainArgs {
     db: Option<String>,
 }
 
+/// Replaces `field` with the flag's value when the flag was given.
+fn set<T>(field: &mut T, flag: Option<T>) {
+    if let Some(value) = flag {
+        *field = value;
+    }
+}
+
+impl TrainArgs {
+    /// The defaults with the given flags on top.
+    fn options(&self, progress: bool) -> TrainOptions {
+        let mut options = TrainOptions {
+            triplets: self.triplets.clone(),
+            images: self.images.clone(),
+            out: self.out.clone(),
+            progress,
+            ..TrainOptions::default()
+        };
+        set(
+            &mut options.model,
+            self.model.as_deref().map(ModelChoice::parse),
+        );
+        set(&mut options.steps, self.steps.map(Some));
+        set(&mut options.epochs, self.epochs);
+        set(&mut options.seed, self.seed);
+        set(&mut options.batch_size, self.batch_size);
+        set(&mut options.learning_rate, self.lr);
+        set(&mut options.weight_decay, self.weight_decay);
+        set(&mut options.margin, self.margin);
+        set(&mut options.trainable, self.trainable);
+        set(&mut options.eval_every, self.eval_every);
+        set(&mut options.checkpoint_every, self.checkpoint_every);
+        set(&mut options.val_limit, self.val_limit);
+        options.resume &= !self.no_resume;
+        options.cpu_only |= self.cpu;
+        options
+    }
+}
+
 pub async fn train(args: TrainArgs, progress: bool) -> Result<train::TrainSummary> {
-    let options = TrainOptions {
-        triplets: args.triplets,
-        images: args.images,
-        out: args.out,
-        model: ModelChoice::parse(&args.model),
-        steps: args.steps,
-        epochs: args.epochs,
-        seed: args.seed,
-        batch_size: args.batch_size,
-        learning_rate: args.lr,
-        weight_decay: args.weight_decay,
-        margin: args.margin,
-        trainable: args.trainable,
-        eval_every: args.eval_every,
-        checkpoint_every: args.checkpoint_every,
-        val_limit: args.val_limit,
-        resume: !args.no_resume,
-        cpu_only: args.cpu,
-        progress,
-        ..TrainOptions::default()
-    };
+    let options = args.options(progress);
     let catalog = match &args.db {
         Some(url) => Some(Catalog::open(url).await?),
         None => None,
@@ -96,6 +118,7 @@ pub async fn train(args: TrainArgs, progress: bool) -> Result<train::TrainSummar
     Ok(summary)
 }
 
+/// Like train's, each flag overrides one field of [`EvalOptions::default`].
 #[derive(Args)]
 pub struct EvalArgs {
     /// Model directory/URL, or train's OUT (its model/ is read).
@@ -105,18 +128,19 @@ pub struct EvalArgs {
     triplets: String,
     #[arg(long)]
     images: String,
-    #[arg(long, default_value = "test")]
-    split: String,
+    /// The split scored.
+    #[arg(long)]
+    split: Option<String>,
     /// Untrained model to compare with (default: the model card's base_model).
     #[arg(long)]
     baseline: Option<String>,
-    #[arg(long, default_value_t = 64)]
-    batch_size: usize,
+    #[arg(long)]
+    batch_size: Option<usize>,
     /// Bootstrap resamples for the 95% interval.
-    #[arg(long, default_value_t = 1000)]
-    bootstrap: usize,
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
+    #[arg(long)]
+    bootstrap: Option<usize>,
+    #[arg(long)]
+    seed: Option<u64>,
     /// Score only the first N triplets.
     #[arg(long)]
     limit: Option<usize>,
@@ -124,20 +148,27 @@ pub struct EvalArgs {
     cpu: bool,
 }
 
+impl EvalArgs {
+    fn options(self) -> EvalOptions {
+        let mut options = EvalOptions {
+            model: self.model,
+            triplets: self.triplets,
+            images: self.images,
+            ..EvalOptions::default()
+        };
+        set(&mut options.split, self.split);
+        set(&mut options.baseline, self.baseline.map(Some));
+        set(&mut options.limit, self.limit.map(Some));
+        set(&mut options.batch_size, self.batch_size);
+        set(&mut options.bootstrap, self.bootstrap);
+        set(&mut options.seed, self.seed);
+        options.cpu_only |= self.cpu;
+        options
+    }
+}
+
 pub async fn eval(args: EvalArgs) -> Result<train::EvalSummary> {
-    let options = EvalOptions {
-        model: args.model,
-        triplets: args.triplets,
-        images: args.images,
-        split: args.split,
-        baseline: args.baseline,
-        batch_size: args.batch_size,
-        bootstrap: args.bootstrap,
-        seed: args.seed,
-        limit: args.limit,
-        cpu_only: args.cpu,
-    };
-    let summary = train::evaluate(&options).await?;
+    let summary = train::evaluate(&args.options()).await?;
     eprint!("{}", summary.table());
     Ok(summary)
 }
@@ -199,4 +230,99 @@ pub async fn score(args: ScoreArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Train {
+        #[command(flatten)]
+        args: TrainArgs,
+    }
+
+    #[derive(Parser)]
+    struct Eval {
+        #[command(flatten)]
+        args: EvalArgs,
+    }
+
+    const WHERE: [&str; 7] = ["x", "--triplets", "T", "--images", "I", "--out", "O"];
+
+    #[test]
+    fn absent_train_flags_keep_the_defaults_and_given_ones_override_them() {
+        let plain = Train::parse_from(WHERE).args.options(true);
+        let expected = TrainOptions {
+            triplets: "T".into(),
+            images: "I".into(),
+            out: "O".into(),
+            progress: true,
+            ..TrainOptions::default()
+        };
+        assert_eq!(plain, expected);
+        let mut argv = WHERE.to_vec();
+        argv.extend([
+            "--model",
+            "/m",
+            "--steps",
+            "5",
+            "--lr",
+            "0.001",
+            "--trainable",
+            "all",
+            "--no-resume",
+            "--cpu",
+        ]);
+        let flagged = Train::parse_from(argv).args.options(false);
+        assert_eq!(
+            flagged,
+            TrainOptions {
+                model: ModelChoice::Directory("/m".into()),
+                steps: Some(5),
+                learning_rate: 0.001,
+                trainable: Trainable::All,
+                resume: false,
+                cpu_only: true,
+                progress: false,
+                ..expected
+            }
+        );
+    }
+
+    #[test]
+    fn absent_eval_flags_keep_the_defaults() {
+        let argv = ["x", "--model", "M", "--triplets", "T", "--images", "I"];
+        let options = Eval::parse_from(argv).args.options();
+        let defaults = EvalOptions::default();
+        assert_eq!(
+            (
+                options.split,
+                options.batch_size,
+                options.bootstrap,
+                options.seed
+            ),
+            (
+                defaults.split,
+                defaults.batch_size,
+                defaults.bootstrap,
+                defaults.seed
+            )
+        );
+        assert_eq!((options.baseline, options.limit), (None, None));
+        let argv = [
+            "x",
+            "--model",
+            "M",
+            "--triplets",
+            "T",
+            "--images",
+            "I",
+            "--split",
+            "val",
+        ];
+        assert_eq!(Eval::parse_from(argv).args.options().split, "val");
+    }
 }

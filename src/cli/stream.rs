@@ -48,14 +48,17 @@ pub struct IngestArgs {
     /// watermarks, it fails (exit status 1) with its report, lag included, on stdout.
     #[arg(long, value_name = "SECS", value_parser = seconds)]
     until_idle: Option<Duration>,
-    /// Commit a partition after this many messages (or after --batch-ms).
-    #[arg(long, default_value_t = 20_000)]
-    batch_messages: u64,
-    #[arg(long, default_value_t = 1000)]
-    batch_ms: u64,
-    /// Snapshot each partition's curation state at least this often.
-    #[arg(long, default_value = "30", value_parser = seconds)]
-    snapshot_secs: Duration,
+    /// Commit a partition after this many messages (or after --batch-ms) [default: [ingest]
+    /// batch_size, else 20000].
+    #[arg(long)]
+    batch_messages: Option<usize>,
+    /// [default: [ingest] batch_interval_ms, else 1000]
+    #[arg(long)]
+    batch_ms: Option<u64>,
+    /// Snapshot each partition's curation state at least this often [default: [ingest]
+    /// snapshot_interval_secs, else 30].
+    #[arg(long, value_parser = seconds)]
+    snapshot_secs: Option<Duration>,
     /// Copy dead letters to this topic too (default: [kafka] dead_letter_topic).
     #[arg(long)]
     dead_letter_topic: Option<String>,
@@ -121,23 +124,37 @@ pub async fn ingest(args: IngestArgs) -> Result<StreamReport> {
         (_, images) => images.map(|url| ObjectRoot::open(&url)).transpose()?,
     };
     let catalog = Catalog::open(&super::catalog_url(args.db, pipeline.as_ref())).await?;
+    // The pipeline's [ingest] section, with the flags given over it.
+    let mut ingest = pipeline
+        .as_ref()
+        .map(|p| p.ingest.clone())
+        .unwrap_or_default();
+    if let Some(messages) = args.batch_messages {
+        ingest.batch_size = messages;
+    }
+    if let Some(ms) = args.batch_ms {
+        ingest.batch_interval_ms = ms;
+    }
+    let snapshot_interval = args
+        .snapshot_secs
+        .unwrap_or_else(|| ingest.snapshot_interval());
     let options = StreamOptions {
         input,
         topic,
         group,
         out,
-        run_id: format!("ingest-{}", chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ")),
+        run_id: social_reward::store::new_run_id("ingest"),
         settings: PartitionSettings {
             config,
             limits,
             now: Timestamp::now(),
-            dedup_horizon_hours: super::dedup_horizon_hours(pipeline.as_ref()),
+            dedup_horizon_hours: ingest.dedup_horizon_hours,
             image_dedup,
             images,
         },
-        batch_messages: args.batch_messages.max(1),
-        batch_interval: Duration::from_millis(args.batch_ms),
-        snapshot_interval: args.snapshot_secs,
+        batch_messages: ingest.batch_messages(),
+        batch_interval: ingest.batch_interval(),
+        snapshot_interval,
         until_idle: args.until_idle,
         abort_after: args.abort_after,
         kafka: args.kafka_set,

@@ -2,44 +2,10 @@
 //! decides valid, duplicate or dead; the windows count a valid event or refuse it; whatever is
 //! refused, or buffered and never claimed, becomes a dead letter with the intake's counts kept
 //! balanced (one valid event, one dead letter).
-//!
-//! The two halves can run on different threads (batch curation parses on one and windows on
-//! the other): a refusal is then booked on a [`Rejections`] list and settled with the intake
-//! at the end.
 
-use crate::events::{DeadLetter, Event, EventKind, Intake, Outcome, Reason, SourcePosition};
+use crate::events::{DeadLetter, Event, Intake, Outcome, SourcePosition};
 
-use super::window::{Observation, UnclaimedEvent, Windows};
-
-/// Where refusals after intake are booked, so that `lines = valid + duplicates + dead letters`
-/// keeps holding.
-pub trait Ledger {
-    fn reject_after_intake(&mut self, kind: EventKind, reason: Reason);
-}
-
-impl Ledger for Intake {
-    fn reject_after_intake(&mut self, kind: EventKind, reason: Reason) {
-        Intake::reject_after_intake(self, kind, reason);
-    }
-}
-
-/// Refusals booked away from the intake's thread; `settle` hands them over.
-#[derive(Debug, Default)]
-pub struct Rejections(Vec<(EventKind, Reason)>);
-
-impl Ledger for Rejections {
-    fn reject_after_intake(&mut self, kind: EventKind, reason: Reason) {
-        self.0.push((kind, reason));
-    }
-}
-
-impl Rejections {
-    pub fn settle(self, intake: &mut Intake) {
-        for (kind, reason) in self.0 {
-            intake.reject_after_intake(kind, reason);
-        }
-    }
-}
+use super::window::{ClosedSession, Observation, UnclaimedEvent, Windows};
 
 /// Takes a record the intake has judged through the windows. Returns the valid event (whether
 /// the windows counted it or refused it), for callers that also keep their own tallies.
@@ -54,7 +20,11 @@ pub fn admit<'a>(
 ) -> Option<Event<'a>> {
     match outcome {
         Outcome::Valid(event) => {
-            observe_valid(intake, windows, &event, payload, raw_len, position, letters);
+            if let Observation::Rejected(rejection) = windows.observe(&event, payload, &position) {
+                // Refused after intake: `lines = valid + duplicates + dead letters` must hold.
+                intake.reject_after_intake(event.kind(), rejection.reason);
+                letters.push(DeadLetter::new(payload, raw_len, rejection, position()));
+            }
             Some(event)
         }
         Outcome::Duplicate => None,
@@ -65,30 +35,29 @@ pub fn admit<'a>(
     }
 }
 
-/// The windows' half of `admit`: a valid event is counted, or refused as a dead letter.
-pub fn observe_valid(
-    ledger: &mut impl Ledger,
-    windows: &mut Windows,
-    event: &Event<'_>,
-    payload: &[u8],
-    raw_len: u64,
-    position: impl Fn() -> SourcePosition,
-    letters: &mut Vec<DeadLetter>,
-) {
-    if let Observation::Rejected(rejection) = windows.observe(event, payload, &position) {
-        ledger.reject_after_intake(event.kind(), rejection.reason);
-        letters.push(DeadLetter::new(payload, raw_len, rejection, position()));
-    }
-}
-
 /// Buffered events the windows gave up on: valid when taken in, dead letters now.
 pub fn settle_unclaimed(
-    ledger: &mut impl Ledger,
+    intake: &mut Intake,
     unclaimed: Vec<UnclaimedEvent>,
     letters: &mut Vec<DeadLetter>,
 ) {
     for UnclaimedEvent { kind, letter } in unclaimed {
-        ledger.reject_after_intake(kind, letter.reason);
+        intake.reject_after_intake(kind, letter.reason);
         letters.push(letter);
     }
+}
+
+/// The input is over (a batch's last line, a stream's `--until-idle`): buffered events that
+/// met no publish become dead letters, and every session the windows hold closes. What closed
+/// is final, whatever its day.
+pub fn end_of_input(
+    intake: &mut Intake,
+    windows: &mut Windows,
+    letters: &mut Vec<DeadLetter>,
+) -> Vec<ClosedSession> {
+    let (closed, unclaimed) = windows.advance();
+    settle_unclaimed(intake, unclaimed, letters);
+    let unclaimed = windows.drain_buffered();
+    settle_unclaimed(intake, unclaimed, letters);
+    closed
 }

@@ -7,30 +7,18 @@ use std::time::Instant;
 use serde::Serialize;
 use tracing::info;
 
-use crate::events::{
-    DeadLetter, Event, Intake, IntakeCounts, Limits, Outcome, SourcePosition, Timestamp, Validator,
-};
-use crate::pipeline::StageError;
+use crate::events::{DeadLetter, Event, Intake, IntakeCounts, Limits, Timestamp, Validator};
+use crate::sources::file::FileFeed;
+use crate::sources::{PartitionSource, Polled, SourceError};
 use crate::store::{Catalog, ManifestEntry, ObjectRoot};
 
-use super::admit::{Rejections, observe_valid, settle_unclaimed};
-use super::config::CurateConfig;
+use super::admit::{admit, end_of_input, settle_unclaimed};
+use super::config::{CurateConfig, ImageDedup};
 use super::curator::{Curator, SuppliedHashes};
 use super::emit::Emitter;
+use super::error::CurateError;
 use super::evaluate::{Evaluation, RawCounts, Truth};
-use super::parsing::{ParsedChunk, parse_files};
 use super::window::{ClosedSession, WindowCounts, Windows};
-
-/// How reposts and near-duplicate pictures are found.
-#[derive(Debug, Clone)]
-pub enum ImageDedup {
-    /// Perceptual hashes of the pixels, fetched from the images root.
-    Pixels,
-    /// Hashes supplied in a Parquet file with `image_id` and `phash` (u64) columns, e.g. the
-    /// simulator's truth table, for image-free runs at scale.
-    Supplied(PathBuf),
-    Off,
-}
 
 #[derive(Debug, Clone)]
 pub struct CurateOptions {
@@ -73,20 +61,16 @@ pub struct CurateSummary {
 pub async fn curate(
     options: &CurateOptions,
     catalog: Option<&Catalog>,
-) -> Result<CurateSummary, StageError> {
+) -> Result<CurateSummary, CurateError> {
     let started = Instant::now();
     let config = &options.config;
     let validator = Validator::new(options.limits.clone(), options.now)?;
-    let max_record = validator.limits().max_payload_bytes;
-    let intake = Intake::new(validator, options.dedup_horizon_hours);
+    let mut intake = Intake::new(validator.clone(), options.dedup_horizon_hours);
     let mut windows = Windows::new(config);
     let images_root = match (&options.image_dedup, &options.images) {
         (ImageDedup::Pixels, Some(url)) => Some(ObjectRoot::open(url)?),
         (ImageDedup::Pixels, None) => {
-            return Err(StageError::Failed {
-                stage: "curate".into(),
-                message: "image de-duplication needs --images (or pass --no-image-dedup)".into(),
-            });
+            return Err(CurateError::ImagesNeeded);
         }
         _ => None,
     };
@@ -129,7 +113,7 @@ pub async fn curate(
                 emitter.emit(flushed).await?;
             }
         }
-        Ok::<_, StageError>((curator, emitter))
+        Ok::<_, CurateError>((curator, emitter))
     });
     let send = |closed: Vec<ClosedSession>, final_before: Option<i64>| {
         let tx = closed_tx.clone();
@@ -139,46 +123,48 @@ pub async fn curate(
     let mut dead: Vec<DeadLetter> = Vec::new();
     let bar = crate::progress::counter(options.progress, "curating events");
     let mut final_before = i64::MIN;
-    // Lines are parsed, validated and de-duplicated on a thread of their own; this task counts
-    // them in the windows (see `parsing`).
-    let (chunk_tx, mut chunk_rx) = tokio::sync::mpsc::channel::<ParsedChunk>(4);
-    let paths = options.events.clone();
-    let parser =
-        tokio::task::spawn_blocking(move || parse_files(paths, intake, max_record, chunk_tx));
-    let mut rejections = Rejections::default();
+    // Lines are read and parsed on a thread of their own (the same feed the streaming ingest
+    // reads files from); this task de-duplicates them and counts them in the windows.
+    let (feed, link, mut polled) = FileFeed::start(options.events.clone(), validator)?;
     let mut since_advance = 0u32;
-    while let Some(chunk) = chunk_rx.recv().await {
-        let path = chunk.path();
-        for admitted in chunk.lines() {
-            let line = admitted.line;
-            let position = || SourcePosition::File {
-                path: path.to_owned(),
-                line,
-            };
-            match &admitted.outcome {
-                Outcome::Valid(event) => {
-                    observe_valid(
-                        &mut rejections,
-                        &mut windows,
-                        event,
-                        admitted.payload,
-                        admitted.raw_len,
-                        position,
-                        &mut dead,
-                    );
-                    if let Some(raw) = raw.as_mut() {
-                        raw_count(raw, event);
-                    }
-                }
-                Outcome::Duplicate => {}
-                Outcome::Dead(letter) => dead.push(letter.clone()),
+    loop {
+        let chunk = match polled.recv().await {
+            Some(Polled::Records(chunk)) => chunk,
+            Some(Polled::Drained) => break,
+            // A read error ends the input early: it must fail the run before the end of input
+            // is emitted.
+            Some(Polled::Failed(error)) => return Err(error.into()),
+            // The files' ends one by one; a batch asks for no seeks.
+            Some(_) => continue,
+            None => return Err(SourceError::ReaderStopped.into()),
+        };
+        // The event-id memory's slots are fetched ahead of the whole chunk, so that its cache
+        // misses overlap instead of stalling one event at a time.
+        for record in chunk.records() {
+            intake.prefetch(&record.parsed);
+        }
+        for record in chunk.records() {
+            let position = || link.position(record.partition, record.offset);
+            let (payload, raw_len) = (record.payload, record.raw_len);
+            let outcome = intake.accept_parsed(record.parsed.clone(), payload, raw_len, position);
+            let event = admit(
+                &mut intake,
+                &mut windows,
+                outcome,
+                payload,
+                raw_len,
+                position,
+                &mut dead,
+            );
+            if let (Some(raw), Some(event)) = (raw.as_mut(), &event) {
+                raw_count(raw, event);
             }
             since_advance += 1;
             if since_advance == 50_000 {
                 bar.inc(u64::from(since_advance));
                 since_advance = 0;
                 let (closed, unclaimed) = windows.advance();
-                settle_unclaimed(&mut rejections, unclaimed, &mut dead);
+                settle_unclaimed(&mut intake, unclaimed, &mut dead);
                 store_letters(catalog, &options.run_id, &mut dead).await?;
                 let moved = windows.final_before() > final_before;
                 final_before = windows.final_before();
@@ -187,27 +173,20 @@ pub async fn curate(
                 }
             }
         }
+        link.recycle(chunk);
     }
+    feed.stop(polled);
     bar.inc(u64::from(since_advance));
-    // A read error ends the input early: it must fail the run before anything is emitted.
-    let mut intake = parser.await.map_err(|e| StageError::Failed {
-        stage: "curate".into(),
-        message: format!("event parser: {e}"),
-    })??;
-    let (closed, unclaimed) = windows.advance();
-    settle_unclaimed(&mut rejections, unclaimed, &mut dead);
-    let unclaimed = windows.drain_buffered();
-    settle_unclaimed(&mut rejections, unclaimed, &mut dead);
-    rejections.settle(&mut intake);
+    let closed = end_of_input(&mut intake, &mut windows, &mut dead);
     store_letters(catalog, &options.run_id, &mut dead).await?;
     // End of input: what has closed is final, whatever its day.
     if !send(closed, None).await {
         return Err(processor_failure(processor).await);
     }
     drop(closed_tx);
-    let (curator, emitter) = processor.await.map_err(|e| StageError::Failed {
-        stage: "curate".into(),
-        message: format!("session processor: {e}"),
+    let (curator, emitter) = processor.await.map_err(|source| CurateError::Task {
+        task: "session processor",
+        source,
     })??;
     bar.finish_and_clear();
 
@@ -249,7 +228,7 @@ async fn store_letters(
     catalog: Option<&Catalog>,
     run_id: &str,
     letters: &mut Vec<DeadLetter>,
-) -> Result<(), StageError> {
+) -> Result<(), CurateError> {
     if let Some(catalog) = catalog
         && !letters.is_empty()
     {
@@ -275,7 +254,7 @@ fn raw_count(raw: &mut RawCounts, event: &Event<'_>) {
     }
 }
 
-fn load_supplied_hashes(path: &std::path::Path) -> Result<SuppliedHashes, StageError> {
+fn load_supplied_hashes(path: &std::path::Path) -> Result<SuppliedHashes, CurateError> {
     let frame = crate::sources::simulator::read_truth(path)?;
     let ids = frame.column("image_id")?.str()?.clone();
     let hashes = frame.column("phash")?.u64()?.clone();
@@ -291,17 +270,14 @@ fn load_supplied_hashes(path: &std::path::Path) -> Result<SuppliedHashes, StageE
 
 /// The error that stopped the session processor (it only stops early on one).
 async fn processor_failure(
-    processor: tokio::task::JoinHandle<Result<(Curator, Emitter), StageError>>,
-) -> StageError {
+    processor: tokio::task::JoinHandle<Result<(Curator, Emitter), CurateError>>,
+) -> CurateError {
     match processor.await {
         Ok(Err(error)) => error,
-        Ok(Ok(_)) => StageError::Failed {
-            stage: "curate".into(),
-            message: "the session processor stopped early".into(),
-        },
-        Err(join) => StageError::Failed {
-            stage: "curate".into(),
-            message: format!("session processor: {join}"),
+        Ok(Ok(_)) => CurateError::ProcessorStopped,
+        Err(source) => CurateError::Task {
+            task: "session processor",
+            source,
         },
     }
 }

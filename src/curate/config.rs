@@ -1,5 +1,7 @@
 //! Curation rules and their thresholds, the `[curate]` table of a pipeline file.
 
+use std::path::PathBuf;
+
 use serde::{Deserialize, Serialize};
 
 use super::phash::PhashConfig;
@@ -151,6 +153,17 @@ impl SplitRule {
             Split::Train
         }
     }
+}
+
+/// How reposts and near-duplicate pictures are found.
+#[derive(Debug, Clone)]
+pub enum ImageDedup {
+    /// Perceptual hashes of the pixels, fetched from the images root.
+    Pixels,
+    /// Hashes supplied in a Parquet file with `image_id` and `phash` (u64) columns, e.g. the
+    /// simulator's truth table, for image-free runs at scale.
+    Supplied(PathBuf),
+    Off,
 }
 
 #[cfg(test)]

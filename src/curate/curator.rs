@@ -14,11 +14,10 @@ use serde::{Deserialize, Serialize};
 use tracing::warn;
 
 use crate::hashing::{FastMap, fast_map};
-use crate::pipeline::StageError;
 use crate::store::{CuratedImage, ObjectRoot};
 
-use super::ImageDedup;
-use super::config::{CurateConfig, Split};
+use super::config::{CurateConfig, ImageDedup, Split};
+use super::error::CurateError;
 use super::fallback::FallbackPool;
 use super::pairs::{Preference, session_preferences};
 use super::phash::{NearDuplicateIndex, PerceptualHasher};
@@ -86,7 +85,17 @@ impl Flushed {
         self.images
             .iter()
             .map(|row| CuratedImage {
-                image: &row.image,
+                image_id: &row.image.record.image_id,
+                creator_id: &row.image.record.creator_id,
+                generation_id: &row.image.record.generation_id,
+                prompt: &row.image.record.prompt,
+                image_uri: &row.image.record.image_uri,
+                model: &row.image.record.model,
+                creator_followers: row.image.record.creator_followers,
+                published_at: row.image.record.published_at,
+                publish_event_id: &row.image.record.publish_event_id,
+                views: row.image.views,
+                remixes: row.image.remixes,
                 phash: row.phash,
                 prompt_key: &row.prompt_key,
                 prompt_cluster: &row.prompt_cluster,
@@ -254,7 +263,7 @@ impl Curator {
     }
 
     /// Hashes, de-duplicates and pairs closed sessions, in the order given.
-    pub async fn process(&mut self, closed: Vec<ClosedSession>) -> Result<(), StageError> {
+    pub async fn process(&mut self, closed: Vec<ClosedSession>) -> Result<(), CurateError> {
         let mut pending = Vec::new();
         let mut images = 0;
         for session in closed {
@@ -276,7 +285,7 @@ impl Curator {
         self.hash_and_pair(pending).await
     }
 
-    async fn hash_and_pair(&mut self, sessions: Vec<ClosedSession>) -> Result<(), StageError> {
+    async fn hash_and_pair(&mut self, sessions: Vec<ClosedSession>) -> Result<(), CurateError> {
         let mut pending: Vec<PendingSession> = Vec::with_capacity(sessions.len());
         match (&self.dedup, &self.images_root) {
             (ImageDedup::Pixels, Some(root)) => {

@@ -4,17 +4,17 @@
 //! Files go first: a crash between the write and the commit leaves an orphan file that the next
 //! run writes again under the same name (same rows, same bytes) and then records.
 
-use crate::pipeline::StageError;
 use crate::store::{Catalog, ManifestEntry, ObjectRoot};
 
 use super::curator::Flushed;
+use super::error::CurateError;
 use super::triplets::{self, Triplet};
 
 /// Encodes and stores every partition of `flushed`; returns their manifest entries.
 pub async fn write_parts(
     out: &ObjectRoot,
     flushed: &Flushed,
-) -> Result<Vec<ManifestEntry>, StageError> {
+) -> Result<Vec<ManifestEntry>, CurateError> {
     let mut files = Vec::with_capacity(flushed.parts.len());
     for ((split, dt), rows) in &flushed.parts {
         let bytes = triplets::encode_parquet(rows)?;
@@ -65,7 +65,7 @@ impl Emitter {
         }
     }
 
-    pub async fn emit(&mut self, flushed: Flushed) -> Result<(), StageError> {
+    pub async fn emit(&mut self, flushed: Flushed) -> Result<(), CurateError> {
         let files = write_parts(&self.out, &flushed).await?;
         if let Some(catalog) = &self.catalog {
             let images = flushed.catalog_images();

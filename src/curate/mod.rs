@@ -12,6 +12,7 @@ pub mod admit;
 pub mod config;
 pub mod curator;
 pub mod emit;
+mod error;
 pub mod evaluate;
 pub mod fallback;
 pub mod pairs;
@@ -23,8 +24,8 @@ pub mod triplets;
 pub mod window;
 
 mod batch;
-mod parsing;
 
-pub use batch::{CurateOptions, CurateSummary, ImageDedup, curate};
-pub use config::{CurateConfig, Split};
+pub use batch::{CurateOptions, CurateSummary, curate};
+pub use config::{CurateConfig, ImageDedup, Split};
+pub use error::CurateError;
 pub use triplets::Triplet;

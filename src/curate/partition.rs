@@ -15,13 +15,13 @@ use crate::events::{
     Timestamp, Validator,
 };
 use crate::hashing::FastMap;
-use crate::pipeline::StageError;
 use crate::store::{CounterDelta, ObjectRoot};
 
-use super::ImageDedup;
-use super::admit::{admit, settle_unclaimed};
+use super::admit::{admit, end_of_input, settle_unclaimed};
 use super::config::CurateConfig;
+use super::config::ImageDedup;
 use super::curator::{Curator, CuratorMemory, Flushed, SuppliedHashes};
+use super::error::CurateError;
 use super::window::Windows;
 
 /// How a partition curator is built; a snapshot must be restored with the same settings.
@@ -126,15 +126,8 @@ pub struct PartitionCurator {
     pending: PendingCommit,
 }
 
-fn snapshot_error(message: impl std::fmt::Display) -> StageError {
-    StageError::Failed {
-        stage: "ingest".into(),
-        message: format!("state snapshot: {message}"),
-    }
-}
-
 impl PartitionCurator {
-    pub fn new(settings: &PartitionSettings) -> Result<Self, StageError> {
+    pub fn new(settings: &PartitionSettings) -> Result<Self, CurateError> {
         let validator = Validator::new(settings.limits.clone(), settings.now)?;
         Ok(Self {
             intake: Intake::new(validator, settings.dedup_horizon_hours),
@@ -144,13 +137,13 @@ impl PartitionCurator {
         })
     }
 
-    pub fn restore(settings: &PartitionSettings, bytes: &[u8]) -> Result<Self, StageError> {
-        let snapshot: Snapshot = rmp_serde::from_slice(bytes).map_err(snapshot_error)?;
+    pub fn restore(settings: &PartitionSettings, bytes: &[u8]) -> Result<Self, CurateError> {
+        let snapshot: Snapshot = rmp_serde::from_slice(bytes)?;
         if snapshot.version != SNAPSHOT_VERSION {
-            return Err(snapshot_error(format!(
-                "version {} where {SNAPSHOT_VERSION} was expected",
-                snapshot.version
-            )));
+            return Err(CurateError::SnapshotVersion {
+                found: snapshot.version,
+                expected: SNAPSHOT_VERSION,
+            });
         }
         let validator = Validator::new(settings.limits.clone(), settings.now)?;
         Ok(Self {
@@ -175,7 +168,7 @@ impl PartitionCurator {
     }
 
     /// The state between messages. Taken only at commit points, so `pending` is not in it.
-    pub fn snapshot(&self) -> Result<Vec<u8>, StageError> {
+    pub fn snapshot(&self) -> Result<Vec<u8>, CurateError> {
         let (dedup, counts) = self.intake.memory();
         rmp_serde::to_vec_named(&SnapshotRef {
             version: SNAPSHOT_VERSION,
@@ -184,7 +177,7 @@ impl PartitionCurator {
             windows: &self.windows,
             curator: self.curator.memory(),
         })
-        .map_err(snapshot_error)
+        .map_err(CurateError::from)
     }
 
     pub fn counts(&self) -> &IntakeCounts {
@@ -207,7 +200,7 @@ impl PartitionCurator {
         raw_len: u64,
         position: impl Fn() -> SourcePosition,
         record: bool,
-    ) -> Result<Option<EventKind>, StageError> {
+    ) -> Result<Option<EventKind>, CurateError> {
         let outcome = self
             .intake
             .accept_parsed(parsed, payload, raw_len, &position);
@@ -243,11 +236,12 @@ impl PartitionCurator {
 
     /// The input is over (`--until-idle`, a backfill's end): buffered events that met no publish
     /// are dead letters, and whatever has closed is written, its day final or not.
-    pub async fn end_of_input(&mut self) -> Result<(), StageError> {
-        let (closed, unclaimed) = self.windows.advance();
-        settle_unclaimed(&mut self.intake, unclaimed, &mut self.pending.letters);
-        let unclaimed = self.windows.drain_buffered();
-        settle_unclaimed(&mut self.intake, unclaimed, &mut self.pending.letters);
+    pub async fn end_of_input(&mut self) -> Result<(), CurateError> {
+        let closed = end_of_input(
+            &mut self.intake,
+            &mut self.windows,
+            &mut self.pending.letters,
+        );
         if !closed.is_empty() {
             self.curator.process(closed).await?;
         }

@@ -77,6 +77,10 @@ impl IntakeCounts {
     }
 }
 
+/// How long event ids are remembered for de-duplication, in hours of event time: producers'
+/// retries and redeliveries come within minutes; six hours leaves room for a replayed backlog.
+pub const DEFAULT_DEDUP_HORIZON_HOURS: f64 = 6.0;
+
 pub struct Intake {
     validator: Validator,
     dedup: EventIdDedup,

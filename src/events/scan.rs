@@ -7,7 +7,7 @@
 
 use std::borrow::Cow;
 
-use super::validate::{RawEvent, Text};
+use super::raw::{RawEvent, Text};
 
 enum Value<'a> {
     Str(&'a str),

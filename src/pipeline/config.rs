@@ -3,6 +3,7 @@
 //! so the same file serves the embedded default and production.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -35,52 +36,12 @@ pub struct PipelineConfig {
     /// Object storage for images and triplets: a local folder, `file://` or `s3://` URL.
     #[serde(default)]
     pub object_store: Option<ObjectStoreConfig>,
+    /// The reward model stage: the settings `social-reward train` takes as flags, defaults
+    /// included; where the data and the model go is the pipeline's to decide.
     #[serde(default)]
-    pub train: TrainConfig,
+    pub train: crate::train::TrainOptions,
     #[serde(default)]
     pub eval: EvalConfig,
-}
-
-/// The reward model stage: what `social-reward train` takes as flags.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct TrainConfig {
-    /// `tiny` or a Hugging Face CLIP directory/URL.
-    pub model: String,
-    /// Total steps; when unset, `epochs` passes over the train split.
-    pub steps: Option<usize>,
-    pub epochs: usize,
-    pub seed: u64,
-    pub batch_size: usize,
-    pub learning_rate: f64,
-    pub weight_decay: f64,
-    pub margin: f64,
-    pub trainable: crate::train::Trainable,
-    pub eval_every: usize,
-    pub checkpoint_every: usize,
-    pub val_limit: usize,
-    pub cpu_only: bool,
-}
-
-impl Default for TrainConfig {
-    fn default() -> Self {
-        let paper = crate::train::TrainOptions::default();
-        Self {
-            model: "tiny".into(),
-            steps: paper.steps,
-            epochs: paper.epochs,
-            seed: paper.seed,
-            batch_size: paper.batch_size,
-            learning_rate: paper.learning_rate,
-            weight_decay: paper.weight_decay,
-            margin: paper.margin,
-            trainable: paper.trainable,
-            eval_every: paper.eval_every,
-            checkpoint_every: paper.checkpoint_every,
-            val_limit: paper.val_limit,
-            cpu_only: false,
-        }
-    }
 }
 
 /// The evaluation stage: pairwise accuracy of the trained model and its starting point.
@@ -183,8 +144,13 @@ pub struct IngestConfig {
     pub events: Vec<PathBuf>,
     /// How long event ids are remembered for de-duplication, in hours of event time.
     pub dedup_horizon_hours: f64,
-    /// Lines per catalog transaction (a partition's micro-batch).
+    /// Messages per catalog transaction (a partition's micro-batch)…
     pub batch_size: usize,
+    /// …or this long after the partition's first uncommitted message, whichever comes first.
+    pub batch_interval_ms: u64,
+    /// A partition's curation state is snapshotted with a commit at least this often: what a
+    /// restart replays is bounded by it.
+    pub snapshot_interval_secs: f64,
 }
 
 impl Default for IngestConfig {
@@ -192,9 +158,27 @@ impl Default for IngestConfig {
         Self {
             source: IngestSource::Files,
             events: Vec::new(),
-            dedup_horizon_hours: 6.0,
+            dedup_horizon_hours: crate::events::DEFAULT_DEDUP_HORIZON_HOURS,
             batch_size: 20_000,
+            batch_interval_ms: 1000,
+            snapshot_interval_secs: 30.0,
         }
+    }
+}
+
+impl IngestConfig {
+    /// At least one message per commit.
+    pub fn batch_messages(&self) -> u64 {
+        self.batch_size.max(1) as u64
+    }
+
+    pub fn batch_interval(&self) -> Duration {
+        Duration::from_millis(self.batch_interval_ms)
+    }
+
+    /// A negative or absurd interval is refused when the file is read (`PipelineConfig::load`).
+    pub fn snapshot_interval(&self) -> Duration {
+        Duration::try_from_secs_f64(self.snapshot_interval_secs).unwrap_or(Duration::MAX)
     }
 }
 
@@ -241,7 +225,16 @@ impl PipelineConfig {
             set_path(&mut table, &path, parse_env_value(&value))
                 .map_err(|e| format!("{key}: {e}"))?;
         }
-        table.try_into().map_err(|e: toml::de::Error| e.to_string())
+        let config: Self = table
+            .try_into()
+            .map_err(|e: toml::de::Error| e.to_string())?;
+        if Duration::try_from_secs_f64(config.ingest.snapshot_interval_secs).is_err() {
+            return Err(format!(
+                "ingest.snapshot_interval_secs = {}: expected a number of seconds from 0 up",
+                config.ingest.snapshot_interval_secs
+            ));
+        }
+        Ok(config)
     }
 
     /// A path from the config, relative to `data_dir` unless absolute.

@@ -31,7 +31,11 @@ pub enum StageError {
     #[error(transparent)]
     Catalog(#[from] CatalogError),
     #[error(transparent)]
+    Curate(#[from] crate::curate::CurateError),
+    #[error(transparent)]
     Objects(#[from] crate::store::ObjectError),
+    #[error(transparent)]
+    Stream(#[from] stream::StreamError),
     #[error(transparent)]
     Train(#[from] crate::train::TrainError),
     #[error("parquet: {0}")]
@@ -44,8 +48,39 @@ pub enum StageError {
     },
     #[error("unknown stage {name:?}; stages available: {available}")]
     UnknownStage { name: String, available: String },
-    #[error("stage {stage}: {message}")]
-    Failed { stage: String, message: String },
+    /// A stage's summary that could not be recorded in the catalog.
+    #[error("stage {stage}: recording its summary: {source}")]
+    Record {
+        stage: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A stage's blocking task panicked or was cancelled.
+    #[error("stage {stage}: {source}")]
+    Task {
+        stage: String,
+        #[source]
+        source: tokio::task::JoinError,
+    },
+    #[error(
+        "ingest.source = \"kafka\": the consumer group is a long-running service, started \
+         with `social-reward ingest --config PIPELINE` (see docs/streaming.md), not a pipeline \
+         stage"
+    )]
+    KafkaIsAService,
+    /// After a streaming ingest, batch curation of the same events must write the same files.
+    #[error(
+        "stage curate: {} of {files} files batch curation wrote are not those the streaming \
+         ingest recorded (same events, same settings: they must be): {}",
+        .differing.len(),
+        .differing.join(", ")
+    )]
+    StreamDisagrees {
+        files: usize,
+        differing: Vec<String>,
+    },
+    #[error("stage train: the catalog lists no triplet files: run the curate stage first")]
+    NoTripletFiles,
 }
 
 impl StageError {

@@ -60,11 +60,7 @@ pub async fn run_pipeline(
     let started = Instant::now();
     std::fs::create_dir_all(&config.data_dir).map_err(|e| StageError::io(&config.data_dir, e))?;
     let catalog = Catalog::open(&config.catalog.url).await?;
-    let run_id = format!(
-        "{}-{}",
-        config.name,
-        chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ")
-    );
+    let run_id = crate::store::new_run_id(&config.name);
     let mut stages = Vec::new();
     for (index, stage) in config.stages.iter().enumerate() {
         info!(stage = %stage, step = index + 1, of = config.stages.len(), "stage starting");
@@ -77,10 +73,11 @@ pub async fn run_pipeline(
         let seconds = stage_started.elapsed().as_secs_f64();
         match outcome {
             Ok(metrics) => {
-                let recorded = serde_json::to_value(&metrics).map_err(|e| StageError::Failed {
-                    stage: stage.clone(),
-                    message: e.to_string(),
-                })?;
+                let recorded =
+                    serde_json::to_value(&metrics).map_err(|source| StageError::Record {
+                        stage: stage.clone(),
+                        source,
+                    })?;
                 catalog
                     .finish_run(&run_id, stage, RunStatus::Succeeded, &recorded, None)
                     .await?;
@@ -130,21 +127,15 @@ async fn run_stage(
             let options = simulate_options(config, progress)?;
             let summary = tokio::task::spawn_blocking(move || simulator::simulate(&options))
                 .await
-                .map_err(|e| StageError::Failed {
+                .map_err(|source| StageError::Task {
                     stage: stage.into(),
-                    message: e.to_string(),
+                    source,
                 })??;
             StageOutcome::Simulate(summary)
         }
         "ingest" => {
             if config.ingest.source == IngestSource::Kafka {
-                return Err(StageError::Failed {
-                    stage: stage.into(),
-                    message: "ingest.source = \"kafka\": the consumer group is a long-running \
-                              service, started with `social-reward ingest --config PIPELINE` \
-                              (see docs/streaming.md), not a pipeline stage"
-                        .into(),
-                });
+                return Err(StageError::KafkaIsAService);
             }
             let options = stream_options(config, run_id, progress)?;
             let report =
@@ -205,24 +196,18 @@ async fn check_streamed_files(
         .into_iter()
         .map(|entry| (entry.uri, entry.blake3))
         .collect();
-    let missing: Vec<&str> = files
+    let differing: Vec<String> = files
         .iter()
         .filter(|f| recorded.get(&f.uri) != Some(&f.blake3))
-        .map(|f| f.uri.as_str())
+        .map(|f| f.uri.clone())
         .collect();
-    if missing.is_empty() {
+    if differing.is_empty() {
         info!(files = files.len(), "batch curation agrees with the stream");
         return Ok(());
     }
-    Err(StageError::Failed {
-        stage: "curate".into(),
-        message: format!(
-            "{} of {} files batch curation wrote are not those the streaming ingest recorded \
-             (same events, same settings: they must be): {}",
-            missing.len(),
-            files.len(),
-            missing.join(", ")
-        ),
+    Err(StageError::StreamDisagrees {
+        files: files.len(),
+        differing,
     })
 }
 
@@ -318,9 +303,9 @@ pub fn stream_options(
             image_dedup: curate.image_dedup,
             images,
         },
-        batch_messages: config.ingest.batch_size.max(1) as u64,
-        batch_interval: std::time::Duration::from_secs(1),
-        snapshot_interval: std::time::Duration::from_secs(60),
+        batch_messages: config.ingest.batch_messages(),
+        batch_interval: config.ingest.batch_interval(),
+        snapshot_interval: config.ingest.snapshot_interval(),
         until_idle: Some(std::time::Duration::ZERO),
         abort_after: None,
         kafka: Vec::new(),
@@ -344,10 +329,7 @@ pub async fn train_options(
     let mut manifest = catalog.manifest().await?;
     manifest.sort_by(|a, b| a.uri.cmp(&b.uri));
     if manifest.is_empty() {
-        return Err(StageError::Failed {
-            stage: "train".into(),
-            message: "the catalog lists no triplet files: run the curate stage first".into(),
-        });
+        return Err(StageError::NoTripletFiles);
     }
     for entry in &manifest {
         key.update(entry.uri.as_bytes());
@@ -360,21 +342,8 @@ pub async fn train_options(
         triplets: curate.out,
         images,
         out,
-        model: crate::train::ModelChoice::parse(&t.model),
-        steps: t.steps,
-        epochs: t.epochs,
-        seed: t.seed,
-        batch_size: t.batch_size,
-        learning_rate: t.learning_rate,
-        weight_decay: t.weight_decay,
-        margin: t.margin,
-        trainable: t.trainable,
-        eval_every: t.eval_every,
-        checkpoint_every: t.checkpoint_every,
-        val_limit: t.val_limit,
-        cpu_only: t.cpu_only,
         progress,
-        ..crate::train::TrainOptions::default()
+        ..t.clone()
     })
 }
 

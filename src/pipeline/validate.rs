@@ -7,8 +7,10 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use crate::events::{DeadLetter, Intake, IntakeCounts, Outcome, SourcePosition, Validator};
-use crate::sources::file::JsonlReader;
+use crate::events::{Intake, IntakeCounts, Outcome, Validator};
+use crate::sinks::jsonl::write_dead_letter;
+use crate::sources::file::FileFeed;
+use crate::sources::{PartitionSource, Polled, SourceError};
 
 use super::StageError;
 
@@ -31,8 +33,7 @@ pub fn validate_files(
     dead_letters_out: Option<&Path>,
 ) -> Result<ValidationReport, StageError> {
     let started = Instant::now();
-    let max_record = validator.limits().max_payload_bytes;
-    let mut intake = Intake::new(validator, dedup_horizon_hours);
+    let mut intake = Intake::new(validator.clone(), dedup_horizon_hours);
     let mut dead_out = match dead_letters_out {
         Some(path) => Some((
             BufWriter::new(File::create(path).map_err(|e| StageError::io(path, e))?),
@@ -40,20 +41,27 @@ pub fn validate_files(
         )),
         None => None,
     };
-    for path in files {
-        let mut reader = JsonlReader::open(path, max_record)?;
-        let shown = path.display().to_string();
-        while let Some(record) = reader.next_record()? {
-            let line = record.line;
-            let outcome = intake.accept(record.payload, record.raw_len, || SourcePosition::File {
-                path: shown.clone(),
-                line,
-            });
+    let (feed, link, mut polled) = FileFeed::start(files.to_vec(), validator.clone())?;
+    loop {
+        let chunk = match polled.blocking_recv() {
+            Some(Polled::Records(chunk)) => chunk,
+            Some(Polled::Drained) => break,
+            None => return Err(SourceError::ReaderStopped.into()),
+            Some(Polled::Failed(error)) => return Err(error.into()),
+            // The files' ends one by one; nothing here asks for seeks.
+            Some(_) => continue,
+        };
+        for record in chunk.records() {
+            let position = || link.position(record.partition, record.offset);
+            let parsed = record.parsed.clone();
+            let outcome = intake.accept_parsed(parsed, record.payload, record.raw_len, position);
             if let (Outcome::Dead(letter), Some((out, out_path))) = (outcome, dead_out.as_mut()) {
                 write_dead_letter(out, &letter).map_err(|e| StageError::io(out_path, e))?;
             }
         }
+        link.recycle(chunk);
     }
+    feed.stop(polled);
     if let Some((mut out, path)) = dead_out {
         out.flush().map_err(|e| StageError::io(path, e))?;
     }
@@ -66,31 +74,4 @@ pub fn validate_files(
         counts,
         seconds,
     })
-}
-
-/// One dead letter as a JSON line; raw bytes are shown as lossy UTF-8, capped for readability.
-pub fn write_dead_letter(out: &mut impl Write, letter: &DeadLetter) -> std::io::Result<()> {
-    #[derive(Serialize)]
-    struct Line<'a> {
-        position: String,
-        reason: &'a str,
-        detail: &'a str,
-        raw_len: u64,
-        raw_preview: String,
-    }
-    let preview: String = String::from_utf8_lossy(&letter.raw)
-        .chars()
-        .take(300)
-        .collect();
-    serde_json::to_writer(
-        &mut *out,
-        &Line {
-            position: letter.position.to_string(),
-            reason: letter.reason.as_str(),
-            detail: &letter.detail,
-            raw_len: letter.raw_len,
-            raw_preview: preview,
-        },
-    )?;
-    out.write_all(b"\n")
 }

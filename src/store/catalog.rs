@@ -6,12 +6,10 @@ use std::path::Path;
 use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 use sqlx::types::Json;
 
-use crate::curate::window::ClosedImage;
 use crate::events::{DeadLetter, Publish, SourcePosition};
 
 #[derive(Debug, thiserror::Error)]
@@ -28,6 +26,15 @@ pub enum CatalogError {
     Database(#[from] sqlx::Error),
     #[error("catalog migration: {0}")]
     Migration(#[from] sqlx::migrate::MigrateError),
+}
+
+/// The embedded default: a SQLite file in the working directory's `data/`.
+pub const DEFAULT_CATALOG_URL: &str = "sqlite:data/catalog.db";
+
+/// A run's id in the `runs` table and in file names: what ran, and when (UTC, to the
+/// millisecond).
+pub fn new_run_id(what: &str) -> String {
+    format!("{what}-{}", Utc::now().format("%Y%m%dT%H%M%S%.3fZ"))
 }
 
 #[derive(Debug, Clone)]
@@ -50,77 +57,6 @@ macro_rules! on_pool {
             Pool::Sqlite($pool) => $body,
         }
     };
-}
-
-/// A status in the `runs` table.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RunStatus {
-    Running,
-    Succeeded,
-    Failed,
-}
-
-impl RunStatus {
-    fn as_str(self) -> &'static str {
-        match self {
-            RunStatus::Running => "running",
-            RunStatus::Succeeded => "succeeded",
-            RunStatus::Failed => "failed",
-        }
-    }
-}
-
-/// Per-image counter deltas folded from a batch of view and remix events.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CounterDelta {
-    pub image_id: String,
-    pub views: i64,
-    pub remixes: i64,
-}
-
-/// Where a consumer stands after a batch: (partition, next offset to read) per partition.
-#[derive(Debug, Clone)]
-pub struct ConsumedOffsets<'a> {
-    pub group: &'a str,
-    pub topic: &'a str,
-    pub next_offsets: &'a [(i32, i64)],
-}
-
-/// What `apply_batch` changed.
-#[derive(Debug, Clone, Default)]
-pub struct AppliedBatch {
-    pub images_inserted: u64,
-    /// Deltas whose image the catalog does not know (reported, never dropped silently).
-    pub unmatched: Vec<CounterDelta>,
-    pub dead_letters_stored: u64,
-}
-
-/// One triplet file in the manifest.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ManifestEntry {
-    pub uri: String,
-    pub rows: i64,
-    pub blake3: String,
-    pub split: String,
-    pub dt: String,
-}
-
-/// An image whose session curation has finished with, and what curation learnt about it.
-#[derive(Debug, Clone, Copy)]
-pub struct CuratedImage<'a> {
-    pub image: &'a ClosedImage,
-    pub phash: Option<u64>,
-    pub prompt_key: &'a str,
-    pub prompt_cluster: &'a str,
-}
-
-#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
-pub struct TableCounts {
-    pub images: i64,
-    pub dead_letters: i64,
-    pub triplet_files: i64,
-    pub runs: i64,
-    pub models: i64,
 }
 
 impl Catalog {
@@ -171,18 +107,36 @@ impl Catalog {
         }
     }
 
+    /// Applies the backend's pending migrations and returns how many this call applied: every
+    /// migration on a new database, 0 on one already up to date. The count is exact when
+    /// several processes migrate at once: the migrator's lock (on PostgreSQL an advisory lock,
+    /// which a session may take again) is held from the count before to the count after.
     pub async fn migrate(&self) -> Result<usize, CatalogError> {
+        use sqlx::migrate::Migrate;
+        macro_rules! run_counting {
+            ($pool:expr, $migrator:expr) => {{
+                let migrator = $migrator;
+                let table = &*migrator.table_name;
+                let mut conn = $pool.acquire().await?;
+                conn.lock().await?;
+                let counted = async {
+                    conn.ensure_migrations_table(table).await?;
+                    let before = conn.list_applied_migrations(table).await?.len();
+                    migrator.run(&mut *conn).await?;
+                    let after = conn.list_applied_migrations(table).await?.len();
+                    Ok::<_, sqlx::migrate::MigrateError>(after.saturating_sub(before))
+                }
+                .await;
+                // Released whatever happened: the connection goes back to the pool.
+                let unlocked = conn.unlock().await;
+                let applied = counted?;
+                unlocked?;
+                applied
+            }};
+        }
         let applied = match &self.pool {
-            Pool::Postgres(pool) => {
-                let migrator = sqlx::migrate!("migrations/postgres");
-                migrator.run(pool).await?;
-                migrator.iter().count()
-            }
-            Pool::Sqlite(pool) => {
-                let migrator = sqlx::migrate!("migrations/sqlite");
-                migrator.run(pool).await?;
-                migrator.iter().count()
-            }
+            Pool::Postgres(pool) => run_counting!(pool, sqlx::migrate!("migrations/postgres")),
+            Pool::Sqlite(pool) => run_counting!(pool, sqlx::migrate!("migrations/sqlite")),
         };
         Ok(applied)
     }
@@ -486,6 +440,11 @@ impl Catalog {
 }
 
 mod bulk;
+mod rows;
 mod stream_state;
 use bulk::BulkWrites;
+pub use rows::{
+    AppliedBatch, ConsumedOffsets, CounterDelta, CuratedImage, ManifestEntry, RunStatus,
+    TableCounts,
+};
 pub use stream_state::{CommitOutcome, PartitionCommit, PartitionState};

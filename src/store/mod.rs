@@ -9,6 +9,7 @@ pub mod parquet;
 
 pub use catalog::{
     AppliedBatch, Catalog, CatalogError, CommitOutcome, ConsumedOffsets, CounterDelta,
-    CuratedImage, ManifestEntry, PartitionCommit, PartitionState, RunStatus, TableCounts,
+    CuratedImage, DEFAULT_CATALOG_URL, ManifestEntry, PartitionCommit, PartitionState, RunStatus,
+    TableCounts, new_run_id,
 };
 pub use objects::{ObjectError, ObjectRoot};

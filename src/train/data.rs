@@ -69,8 +69,10 @@ pub async fn read_triplets(url: &str, split: Option<&str>) -> Result<TripletSet,
         }
         let bytes = root.get(&key, MAX_PARQUET_BYTES).await?;
         let blake3 = blake3::hash(&bytes).to_hex().to_string();
-        let rows = parse_triplets(&bytes, key_split)
-            .map_err(|e| TrainError::Data(format!("{}: {e}", root.url_of(&key))))?;
+        let rows = parse_triplets(&bytes, key_split).map_err(|source| TrainError::BadTriplets {
+            url: root.url_of(&key),
+            source,
+        })?;
         let before = set.rows.len();
         set.rows.extend(
             rows.into_iter()

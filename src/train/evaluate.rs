@@ -6,7 +6,7 @@ use rand::{Rng, SeedableRng};
 use serde::Serialize;
 
 use super::data::{ImageLoader, TripletRow, read_triplets};
-use super::model::RewardModel;
+use super::model::{MODEL_CARD_FILE, RewardModel};
 use super::{TrainError, Trainable, device};
 use crate::store::ObjectRoot;
 
@@ -172,7 +172,7 @@ impl EvalSummary {
 /// The model card's `base_model`, when the model directory has one.
 async fn base_model_of(model_url: &str) -> Option<String> {
     let root = ObjectRoot::open(model_url).ok()?;
-    let card = root.get(super::fit::MODEL_CARD_FILE, 16 << 20).await.ok()?;
+    let card = root.get(MODEL_CARD_FILE, 16 << 20).await.ok()?;
     let card: serde_json::Value = serde_json::from_slice(&card).ok()?;
     card.get("base_model")?.as_str().map(str::to_owned)
 }

@@ -16,42 +16,69 @@ use super::data::{ImageLoader, TripletRow, read_triplets};
 use super::evaluate::judge;
 use super::loss::{MARGIN, triplet_loss};
 use super::model::{
-    RewardModel, WEIGHTS_FILE, safetensors_bytes, tiny_model_files, write_model_files,
+    CONFIG_FILE, MODEL_CARD_FILE, MODEL_DIR, RewardModel, WEIGHTS_FILE, safetensors_bytes,
+    tiny_model_files, write_model_files,
 };
 use super::{TrainError, Trainable, device};
 use crate::store::{Catalog, ObjectRoot};
 
-pub const MODEL_CARD_FILE: &str = "model_card.json";
-/// Where in OUT the trained model goes (the other entries are `base/` and `checkpoints/`).
-pub const MODEL_DIR: &str = "model";
+/// Where in OUT the tiny model is written when training starts from it.
+const BASE_DIR: &str = "base";
 const OPTIMIZER_FILE: &str = "optimizer.safetensors";
 const STATE_FILE: &str = "state.json";
 const LATEST_FILE: &str = "checkpoints/latest.json";
 
-/// Where training starts from.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// Where training starts from. Reads and writes as text: `tiny` or the directory's URL.
+#[derive(Debug, Clone, PartialEq, Default)]
 pub enum ModelChoice {
     /// The tiny random model, written by the code itself to `OUT/base`.
+    #[default]
     Tiny,
     /// A Hugging Face layout directory (local path or object store URL).
     Directory(String),
 }
 
 impl ModelChoice {
+    const TINY: &str = "tiny";
+
     pub fn parse(text: &str) -> Self {
-        if text == "tiny" {
+        if text == Self::TINY {
             Self::Tiny
         } else {
             Self::Directory(text.to_owned())
         }
     }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Tiny => Self::TINY,
+            Self::Directory(url) => url,
+        }
+    }
 }
 
-#[derive(Debug, Clone, Serialize)]
+impl Serialize for ModelChoice {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for ModelChoice {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer).map(|text| Self::parse(&text))
+    }
+}
+
+/// A training run's settings, with the paper's as defaults ([`TrainOptions::default`], the one
+/// place they are written down). The same struct is a pipeline's `[train]` section
+/// (deserialized: every key optional, unknown keys refused) and what `social-reward train`'s
+/// flags override. Where the data and the output live, and how the run behaves on this machine,
+/// are not settings of a section: those fields are neither read nor written by serde (a pipeline
+/// decides them itself), so the section's keys are exactly the serialized fields, in this order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct TrainOptions {
-    pub triplets: String,
-    pub images: String,
-    pub out: String,
+    /// `tiny` or a Hugging Face CLIP directory/URL.
     pub model: ModelChoice,
     /// Steps to run in all (a resumed run counts the steps already done); overrides `epochs`.
     pub steps: Option<usize>,
@@ -62,25 +89,36 @@ pub struct TrainOptions {
     pub weight_decay: f64,
     pub margin: f64,
     pub trainable: Trainable,
+    /// Validation accuracy every N steps (0: only at the end).
     pub eval_every: usize,
+    /// A checkpoint every N steps (and at the end).
     pub checkpoint_every: usize,
     /// Validation triplets scored at each evaluation (the first ones, a fixed set).
     pub val_limit: usize,
-    /// Preprocessed images kept in memory between batches.
-    pub image_cache: usize,
-    pub resume: bool,
     pub cpu_only: bool,
+    /// Triplet Parquet (curation's output).
+    #[serde(skip)]
+    pub triplets: String,
+    /// The root the triplets' image paths are relative to.
+    #[serde(skip)]
+    pub images: String,
+    /// Where `base/`, `checkpoints/` and `model/` go.
+    #[serde(skip)]
+    pub out: String,
+    /// Preprocessed images kept in memory between batches.
+    #[serde(skip)]
+    pub image_cache: usize,
+    /// Continue from OUT's checkpoint when there is one.
+    #[serde(skip)]
+    pub resume: bool,
     #[serde(skip)]
     pub progress: bool,
 }
 
 impl Default for TrainOptions {
-    /// The paper's settings (its code's learning rate, 3e-5).
+    /// The paper's settings (its code's learning rate, 3e-5), from the tiny model.
     fn default() -> Self {
         Self {
-            triplets: String::new(),
-            images: String::new(),
-            out: String::new(),
             model: ModelChoice::Tiny,
             steps: None,
             epochs: 10,
@@ -93,11 +131,36 @@ impl Default for TrainOptions {
             eval_every: 100,
             checkpoint_every: 200,
             val_limit: 2000,
+            cpu_only: false,
+            triplets: String::new(),
+            images: String::new(),
+            out: String::new(),
             image_cache: 50_000,
             resume: true,
-            cpu_only: false,
             progress: false,
         }
+    }
+}
+
+impl TrainOptions {
+    /// Every option as the model card and the catalog record them: the settings, where the data
+    /// and the output were, and `model` in the form those records have always had (`"Tiny"` or
+    /// `{"Directory": url}`).
+    fn recorded(&self) -> serde_json::Value {
+        let mut recorded = serde_json::to_value(self).unwrap_or_default();
+        if let Some(fields) = recorded.as_object_mut() {
+            let model = match &self.model {
+                ModelChoice::Tiny => serde_json::json!("Tiny"),
+                ModelChoice::Directory(url) => serde_json::json!({ "Directory": url }),
+            };
+            fields.insert("model".into(), model);
+            fields.insert("triplets".into(), self.triplets.clone().into());
+            fields.insert("images".into(), self.images.clone().into());
+            fields.insert("out".into(), self.out.clone().into());
+            fields.insert("image_cache".into(), self.image_cache.into());
+            fields.insert("resume".into(), self.resume.into());
+        }
+        recorded
     }
 }
 
@@ -149,8 +212,8 @@ async fn base_model(options: &TrainOptions, out: &ObjectRoot) -> Result<String, 
     match &options.model {
         ModelChoice::Directory(url) => Ok(url.clone()),
         ModelChoice::Tiny => {
-            let url = out.url_of("base");
-            if !out.exists("base/config.json").await? {
+            let url = out.url_of(BASE_DIR);
+            if !out.exists(&format!("{BASE_DIR}/{CONFIG_FILE}")).await? {
                 write_model_files(&url, tiny_model_files(options.seed)?).await?;
             }
             Ok(url)
@@ -165,7 +228,10 @@ async fn read_checkpoint(out: &ObjectRoot) -> Result<Option<CheckpointState>, Tr
     let bytes = out.get(LATEST_FILE, 1 << 20).await?;
     serde_json::from_slice(&bytes)
         .map(Some)
-        .map_err(|e| TrainError::Model(format!("{}: {e}", out.url_of(LATEST_FILE))))
+        .map_err(|source| TrainError::BadCheckpoint {
+            url: out.url_of(LATEST_FILE),
+            source,
+        })
 }
 
 async fn write_checkpoint(
@@ -206,20 +272,21 @@ async fn restore_optimizer(
     let dir = ObjectRoot::open(&out.url_of(&state.dir))?;
     let bytes = dir.get(OPTIMIZER_FILE, 16 << 30).await?;
     let tensors = candle_core::safetensors::load_buffer(&bytes, device)?;
-    let missing = |key: &str| TrainError::Model(format!("{OPTIMIZER_FILE} lacks {key}"));
+    let get = |key: String| {
+        tensors
+            .get(&key)
+            .ok_or_else(|| TrainError::CheckpointIncomplete {
+                url: dir.url_of(OPTIMIZER_FILE),
+                key,
+            })
+    };
     let mut moments = Vec::with_capacity(names.len());
     for name in names {
-        let m = tensors
-            .get(&format!("m.{name}"))
-            .ok_or_else(|| missing(name))?;
-        let v = tensors
-            .get(&format!("v.{name}"))
-            .ok_or_else(|| missing(name))?;
+        let m = get(format!("m.{name}"))?;
+        let v = get(format!("v.{name}"))?;
         moments.push((m.clone(), v.clone()));
     }
-    let step_t = tensors
-        .get("step_t")
-        .ok_or_else(|| missing("step_t"))?
+    let step_t = get("step_t".into())?
         .to_vec1::<u32>()?
         .first()
         .copied()
@@ -251,10 +318,10 @@ pub async fn train(
     let base_url = base_model(options, &out).await?;
     let train_set = read_triplets(&options.triplets, Some("train")).await?;
     if train_set.rows.is_empty() {
-        return Err(TrainError::Data(format!(
-            "no train triplets under {}",
-            options.triplets
-        )));
+        return Err(TrainError::NoTriplets {
+            split: "train".into(),
+            location: options.triplets.clone(),
+        });
     }
     let val_set = read_triplets(&options.triplets, Some("val")).await?;
     let val_rows = &val_set.rows[..val_set.rows.len().min(options.val_limit)];
@@ -269,11 +336,12 @@ pub async fn train(
         && (state.seed, state.batch_size, state.trainable)
             != (options.seed, batch_size, options.trainable)
     {
-        return Err(TrainError::Model(format!(
-            "the checkpoint in {} was made with seed {}, batch size {}, trainable {:?}; \
-             pass the same or start afresh with --no-resume",
-            options.out, state.seed, state.batch_size, state.trainable
-        )));
+        return Err(TrainError::CheckpointMismatch {
+            out: options.out.clone(),
+            seed: state.seed,
+            batch_size: state.batch_size,
+            trainable: state.trainable,
+        });
     }
 
     let baseline = RewardModel::load(&base_url, options.trainable, false, &device).await?;
@@ -288,7 +356,9 @@ pub async fn train(
     let model = RewardModel::load(&start_url, options.trainable, true, &device).await?;
     let vars = model.trainable_vars();
     if vars.is_empty() {
-        return Err(TrainError::Model("no trainable weights".into()));
+        return Err(TrainError::NoTrainableWeights {
+            trainable: options.trainable,
+        });
     }
     let names: Vec<String> = vars.iter().map(|(n, _)| n.clone()).collect();
     let trainable_parameters = vars.iter().map(|(_, v)| v.elem_count()).sum();
@@ -426,7 +496,7 @@ pub async fn train(
         "pipeline_version": format!("social-reward/{}", env!("CARGO_PKG_VERSION")),
         "created_at": chrono::Utc::now().to_rfc3339(),
         "loss": "triplet: mean(relu(|a-p|^2 - |a-n|^2 + margin)) on L2-normalised embeddings",
-        "training": options,
+        "training": options.recorded(),
         "data": {
             "triplets": options.triplets,
             "images": options.images,
@@ -443,7 +513,7 @@ pub async fn train(
         .await?;
     if let Some(catalog) = catalog {
         let metrics = serde_json::to_value(&summary).unwrap_or_default();
-        let config = serde_json::to_value(options).unwrap_or_default();
+        let config = options.recorded();
         catalog
             .record_model(&model_id, &model_url, run_id, &config, &metrics)
             .await?;
@@ -464,5 +534,70 @@ mod tests {
         let mut sorted = a.clone();
         sorted.sort();
         assert_eq!(sorted, (0..100).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_section_reads_and_writes_only_the_settings_with_the_defaults_filled_in() {
+        let defaults = TrainOptions::default();
+        assert_eq!(
+            serde_json::from_str::<TrainOptions>("{}").unwrap(),
+            defaults
+        );
+        // A pipeline digests these bytes into its output folder's name: they must not drift.
+        assert_eq!(
+            serde_json::to_string(&defaults).unwrap(),
+            "{\"model\":\"tiny\",\"steps\":null,\"epochs\":10,\"seed\":0,\"batch_size\":32,\
+             \"learning_rate\":0.00003,\"weight_decay\":0.01,\"margin\":0.3,\"trainable\":\"paper\",\
+             \"eval_every\":100,\"checkpoint_every\":200,\"val_limit\":2000,\"cpu_only\":false}"
+        );
+        let section: TrainOptions = toml::from_str(
+            "model = \"s3://m/clip\"\nsteps = 5\ntrainable = \"projection-only\"\ncpu_only = true",
+        )
+        .unwrap();
+        assert_eq!(
+            section,
+            TrainOptions {
+                model: ModelChoice::Directory("s3://m/clip".into()),
+                steps: Some(5),
+                trainable: Trainable::ProjectionOnly,
+                cpu_only: true,
+                ..defaults
+            }
+        );
+        // Locations and per-machine behaviour are the pipeline's, not the section's.
+        for key in [
+            "triplets",
+            "images",
+            "out",
+            "image_cache",
+            "resume",
+            "progress",
+            "lr",
+        ] {
+            let text = format!("{key} = 1");
+            assert!(toml::from_str::<TrainOptions>(&text).is_err(), "{key}");
+        }
+    }
+
+    #[test]
+    fn model_cards_record_every_option_in_their_original_form() {
+        let options = TrainOptions {
+            triplets: "t".into(),
+            images: "i".into(),
+            out: "o".into(),
+            model: ModelChoice::Directory("d".into()),
+            ..TrainOptions::default()
+        };
+        assert_eq!(
+            options.recorded(),
+            serde_json::json!({
+                "triplets": "t", "images": "i", "out": "o", "model": {"Directory": "d"},
+                "steps": null, "epochs": 10, "seed": 0, "batch_size": 32, "learning_rate": 3e-5,
+                "weight_decay": 0.01, "margin": 0.3, "trainable": "paper", "eval_every": 100,
+                "checkpoint_every": 200, "val_limit": 2000, "image_cache": 50000, "resume": true,
+                "cpu_only": false,
+            })
+        );
+        assert_eq!(TrainOptions::default().recorded()["model"], "Tiny");
     }
 }

@@ -17,7 +17,6 @@ use rand_distr::{Distribution, Normal};
 
 use super::TrainError;
 use super::clip::Clip;
-use super::fit::MODEL_DIR;
 use super::preprocess::{CLIP_MEAN, CLIP_STD};
 use super::spec::{ClipSpec, Trainable};
 use super::tokenize::{DEFAULT_PAD_ID, PromptTokenizer, word_level_tokenizer_json};
@@ -28,6 +27,11 @@ pub const WEIGHTS_FILE: &str = "model.safetensors";
 pub const TOKENIZER_FILE: &str = "tokenizer.json";
 /// Read by transformers' `CLIPImageProcessor` only: the code preprocesses by itself.
 pub const PREPROCESSOR_FILE: &str = "preprocessor_config.json";
+/// What `train` says about the model it wrote: base model, settings, data, metrics.
+pub const MODEL_CARD_FILE: &str = "model_card.json";
+/// Where in train's OUT the trained model goes (the other entries are `base/` and
+/// `checkpoints/`): a model is read from OUT as well as from OUT/model.
+pub const MODEL_DIR: &str = "model";
 
 /// Largest weights file read from a remote store (ViT-L/14 is 1.7 GB in f32).
 const MAX_WEIGHTS_BYTES: u64 = 8 << 30;
@@ -62,14 +66,12 @@ pub async fn resolve_model_dir(url: &str) -> Result<String, TrainError> {
     if let Some(path) = local_path(url)
         && !path.is_dir()
     {
-        let problem = if path.exists() {
-            "is not a directory"
+        let url = url.to_owned();
+        return Err(if path.exists() {
+            TrainError::ModelDirNotADirectory { url }
         } else {
-            "does not exist"
-        };
-        return Err(TrainError::Model(format!(
-            "model directory {url} {problem}"
-        )));
+            TrainError::ModelDirMissing { url }
+        });
     }
     let root = ObjectRoot::open(url)?;
     if root.exists(CONFIG_FILE).await? {
@@ -110,7 +112,9 @@ impl ModelFiles {
         Ok(match &self.weights {
             Weights::Mapped(path) => {
                 if !path.is_file() {
-                    return Err(TrainError::Model(format!("{} is missing", path.display())));
+                    return Err(TrainError::MissingFile {
+                        path: path.display().to_string(),
+                    });
                 }
                 // SAFETY: the file is only read; a concurrent writer replacing it would be a
                 // deployment error, and model directories are written once under a new name.
@@ -224,11 +228,10 @@ fn spec_and_tokenizer(
     let mut spec = ClipSpec::parse(config)?;
     let tokenizer = PromptTokenizer::from_json(tokenizer_json, spec.max_tokens())?;
     if tokenizer.vocab_size() > spec.text_config.vocab_size {
-        return Err(TrainError::Model(format!(
-            "tokenizer has {} tokens, the text tower {}",
-            tokenizer.vocab_size(),
-            spec.text_config.vocab_size
-        )));
+        return Err(TrainError::VocabularyMismatch {
+            tokenizer: tokenizer.vocab_size(),
+            text_tower: spec.text_config.vocab_size,
+        });
     }
     spec.text_config.adopt_token_ids(
         tokenizer.start_id(),
@@ -411,7 +414,7 @@ pub fn safetensors_bytes(tensors: &BTreeMap<String, Tensor>) -> Result<Vec<u8>, 
         .map(|(name, t)| Ok((name.clone(), t.to_device(&Device::Cpu)?)))
         .collect::<Result<_, candle_core::Error>>()?;
     safetensors::tensor::serialize(cpu.iter().map(|(n, t)| (n.as_str(), t)), None)
-        .map_err(|e| TrainError::Model(format!("writing safetensors: {e}")))
+        .map_err(|source| TrainError::WriteSafetensors { source })
 }
 
 /// A model built from random weights drawn from `seed`: the tiny model for tests and the
@@ -440,10 +443,9 @@ pub fn random_model_files(
     // candle cannot seed its CPU generator, so the random weights are redrawn from our own.
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
     let mut weights = BTreeMap::new();
-    let data = varmap
-        .data()
-        .lock()
-        .map_err(|_| TrainError::Model("variable map poisoned".into()))?;
+    let data = varmap.data().lock().map_err(|_| TrainError::LockPoisoned {
+        what: "variable map",
+    })?;
     let mut names: Vec<&String> = data.keys().collect();
     names.sort();
     for name in names {
@@ -476,7 +478,7 @@ pub fn random_model_files(
 }
 
 fn draw(rng: &mut rand_chacha::ChaCha8Rng, count: usize, std: f64) -> Result<Vec<f32>, TrainError> {
-    let normal = Normal::new(0.0, std).map_err(|e| TrainError::Model(e.to_string()))?;
+    let normal = Normal::new(0.0, std).map_err(|source| TrainError::RandomInit { std, source })?;
     Ok((0..count).map(|_| normal.sample(rng) as f32).collect())
 }
 
@@ -521,7 +523,9 @@ pub fn files_from_memory(files: &[(&'static str, Vec<u8>)]) -> Result<ModelFiles
     let get = |name: &str| {
         map.get(name)
             .map(|b| (*b).clone())
-            .ok_or_else(|| TrainError::Model(format!("{name} missing")))
+            .ok_or_else(|| TrainError::MissingFile {
+                path: name.to_owned(),
+            })
     };
     Ok(ModelFiles {
         config: get(CONFIG_FILE)?,

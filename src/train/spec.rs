@@ -6,8 +6,6 @@ use candle_transformers::models::clip::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::TrainError;
-
 /// `config.json` of a Hugging Face `CLIPModel`, reduced to what the architecture needs. Unknown
 /// keys (HF writes dozens) are ignored; missing ones take HF's own defaults.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -119,16 +117,12 @@ impl TextSpec {
         start: Option<u32>,
         end: u32,
         largest: u32,
-    ) -> Result<(), TrainError> {
+    ) -> Result<(), ConfigProblem> {
         let pad = self.pad_token_id.unwrap_or(0);
         match self.eos_token_id {
             Some(LEGACY_EOS_TOKEN_ID) => {
                 if pad > end {
-                    return Err(TrainError::Model(format!(
-                        "config.json: eos_token_id 2 asks for argmax pooling, which would pool the \
-                         padding (pad_token_id {pad}) instead of the end token ({end}); set \
-                         eos_token_id to {end}"
-                    )));
+                    return Err(ConfigProblem::ArgmaxPoolsPadding { pad, end });
                 }
                 if end != largest {
                     tracing::warn!(
@@ -140,9 +134,7 @@ impl TextSpec {
                 }
             }
             Some(eos) if eos != end => {
-                return Err(TrainError::Model(format!(
-                    "config.json: eos_token_id {eos} is not the tokenizer's end token ({end})"
-                )));
+                return Err(ConfigProblem::EosNotEndToken { eos, end });
             }
             _ => self.eos_token_id = Some(end),
         }
@@ -219,9 +211,8 @@ impl ClipSpec {
         }
     }
 
-    pub fn parse(json: &[u8]) -> Result<Self, TrainError> {
-        let spec: Self = serde_json::from_slice(json)
-            .map_err(|e| TrainError::Model(format!("config.json: {e}")))?;
+    pub fn parse(json: &[u8]) -> Result<Self, ConfigProblem> {
+        let spec: Self = serde_json::from_slice(json)?;
         spec.check()?;
         Ok(spec)
     }
@@ -241,34 +232,50 @@ impl ClipSpec {
             .min(CLIP_MAX_TOKENS)
     }
 
-    fn check(&self) -> Result<(), TrainError> {
-        let bad = |m: String| Err(TrainError::Model(format!("config.json: {m}")));
+    fn check(&self) -> Result<(), ConfigProblem> {
         if self.model_type != "clip" {
-            return bad(format!("model_type {:?} is not \"clip\"", self.model_type));
-        }
-        for (tower, act) in [
-            ("text", &self.text_config.hidden_act),
-            ("vision", &self.vision_config.hidden_act),
-        ] {
-            if act != "quick_gelu" {
-                return bad(format!(
-                    "{tower} hidden_act {act:?}: only quick_gelu (OpenAI CLIP) is supported"
-                ));
-            }
+            return Err(ConfigProblem::NotClip {
+                model_type: self.model_type.clone(),
+            });
         }
         let (t, v) = (&self.text_config, &self.vision_config);
-        if t.num_attention_heads == 0
-            || v.num_attention_heads == 0
-            || t.hidden_size % t.num_attention_heads != 0
-            || v.hidden_size % v.num_attention_heads != 0
-        {
-            return bad("hidden_size must be a multiple of num_attention_heads".into());
+        let towers = [
+            ("text", &t.hidden_act, t.hidden_size, t.num_attention_heads),
+            (
+                "vision",
+                &v.hidden_act,
+                v.hidden_size,
+                v.num_attention_heads,
+            ),
+        ];
+        for (tower, activation, _, _) in towers {
+            if activation != "quick_gelu" {
+                return Err(ConfigProblem::Activation {
+                    tower,
+                    activation: activation.clone(),
+                });
+            }
+        }
+        for (tower, _, hidden_size, heads) in towers {
+            if heads == 0 || hidden_size % heads != 0 {
+                return Err(ConfigProblem::AttentionHeads {
+                    tower,
+                    hidden_size,
+                    heads,
+                });
+            }
         }
         if v.patch_size == 0 || v.image_size % v.patch_size != 0 {
-            return bad("image_size must be a multiple of patch_size".into());
+            return Err(ConfigProblem::PatchSize {
+                image_size: v.image_size,
+                patch_size: v.patch_size,
+            });
         }
         if t.max_position_embeddings < 3 || t.vocab_size < 4 {
-            return bad("text tower too small".into());
+            return Err(ConfigProblem::TextTowerTooSmall {
+                max_position_embeddings: t.max_position_embeddings,
+                vocab_size: t.vocab_size,
+            });
         }
         for (name, id) in [
             ("bos_token_id", t.bos_token_id),
@@ -278,10 +285,11 @@ impl ClipSpec {
             if let Some(id) = id
                 && id as usize >= t.vocab_size
             {
-                return bad(format!(
-                    "{name} {id} is outside the vocabulary ({})",
-                    t.vocab_size
-                ));
+                return Err(ConfigProblem::TokenIdOutsideVocabulary {
+                    name,
+                    id,
+                    vocab_size: t.vocab_size,
+                });
             }
         }
         Ok(())
@@ -319,6 +327,55 @@ impl ClipSpec {
     }
 }
 
+/// Why a `config.json` cannot be used: it does not read as a CLIP config, describes a model the
+/// code cannot build, or has token ids that disagree with the tokenizer.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigProblem {
+    #[error(transparent)]
+    Unreadable(#[from] serde_json::Error),
+    #[error("model_type {model_type:?} is not \"clip\"")]
+    NotClip { model_type: String },
+    #[error("{tower} hidden_act {activation:?}: only quick_gelu (OpenAI CLIP) is supported")]
+    Activation {
+        tower: &'static str,
+        activation: String,
+    },
+    #[error(
+        "{tower} hidden_size {hidden_size} must be a multiple of num_attention_heads ({heads})"
+    )]
+    AttentionHeads {
+        tower: &'static str,
+        hidden_size: usize,
+        heads: usize,
+    },
+    #[error("image_size {image_size} must be a multiple of patch_size ({patch_size})")]
+    PatchSize {
+        image_size: usize,
+        patch_size: usize,
+    },
+    #[error(
+        "text tower too small: max_position_embeddings {max_position_embeddings} (at least 3), \
+         vocab_size {vocab_size} (at least 4)"
+    )]
+    TextTowerTooSmall {
+        max_position_embeddings: usize,
+        vocab_size: usize,
+    },
+    #[error("{name} {id} is outside the vocabulary ({vocab_size})")]
+    TokenIdOutsideVocabulary {
+        name: &'static str,
+        id: u32,
+        vocab_size: usize,
+    },
+    #[error(
+        "eos_token_id {LEGACY_EOS_TOKEN_ID} asks for argmax pooling, which would pool the padding \
+         (pad_token_id {pad}) instead of the end token ({end}); set eos_token_id to {end}"
+    )]
+    ArgmaxPoolsPadding { pad: u32, end: u32 },
+    #[error("eos_token_id {eos} is not the tokenizer's end token ({end})")]
+    EosNotEndToken { eos: u32, end: u32 },
+}
+
 /// Which weights a run updates; everything else stays frozen (and costs no backward pass).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
@@ -331,6 +388,17 @@ pub enum Trainable {
     All,
     /// Only the two projections.
     ProjectionOnly,
+}
+
+/// The name flags and pipeline files use (`paper`, `all`, `projection-only`).
+impl std::fmt::Display for Trainable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Trainable::Paper => "paper",
+            Trainable::All => "all",
+            Trainable::ProjectionOnly => "projection-only",
+        })
+    }
 }
 
 impl Trainable {
@@ -391,9 +459,25 @@ mod tests {
         assert_eq!(spec.vision_config.patch_size, 14);
         let candle = spec.to_candle();
         assert_eq!(candle.vision_config.projection_dim, 768);
-        assert!(ClipSpec::parse(br#"{"model_type":"clip"}"#).is_err());
+        assert!(matches!(
+            ClipSpec::parse(br#"{"model_type":"clip"}"#),
+            Err(ConfigProblem::Unreadable(_))
+        ));
         let gelu = br#"{"text_config": {"hidden_act": "gelu"}, "vision_config": {}}"#;
-        assert!(ClipSpec::parse(gelu).is_err());
+        assert!(matches!(
+            ClipSpec::parse(gelu),
+            Err(ConfigProblem::Activation { tower: "text", .. })
+        ));
+        let mut odd = ClipSpec::tiny(100);
+        odd.vision_config.num_attention_heads = 3;
+        assert!(matches!(
+            ClipSpec::parse(&odd.to_json()),
+            Err(ConfigProblem::AttentionHeads {
+                tower: "vision",
+                hidden_size: 64,
+                heads: 3,
+            })
+        ));
     }
 
     #[test]
@@ -428,18 +512,26 @@ mod tests {
         assert_eq!(legacy.text_config.pad_token_id, Some(1));
         // Padding above the end token would be what argmax pools.
         legacy.text_config.pad_token_id = Some(99);
-        assert!(
-            legacy
-                .text_config
-                .adopt_token_ids(Some(97), 98, 99)
-                .is_err()
-        );
+        assert!(matches!(
+            legacy.text_config.adopt_token_ids(Some(97), 98, 99),
+            Err(ConfigProblem::ArgmaxPoolsPadding { pad: 99, end: 98 })
+        ));
         // An end token the tokenizer does not end prompts with, or outside the vocabulary.
         let mut wrong = ClipSpec::tiny(100);
         wrong.text_config.eos_token_id = Some(7);
-        assert!(wrong.text_config.adopt_token_ids(Some(41), 42, 99).is_err());
+        assert!(matches!(
+            wrong.text_config.adopt_token_ids(Some(41), 42, 99),
+            Err(ConfigProblem::EosNotEndToken { eos: 7, end: 42 })
+        ));
         wrong.text_config.eos_token_id = Some(100);
-        assert!(ClipSpec::parse(&wrong.to_json()).is_err());
+        assert!(matches!(
+            ClipSpec::parse(&wrong.to_json()),
+            Err(ConfigProblem::TokenIdOutsideVocabulary {
+                name: "eos_token_id",
+                id: 100,
+                vocab_size: 100,
+            })
+        ));
     }
 
     #[test]
@@ -464,5 +556,15 @@ mod tests {
         assert!(!Trainable::All.trains(&spec, "logit_scale"));
         assert!(Trainable::ProjectionOnly.trains(&spec, "visual_projection.weight"));
         assert!(!Trainable::ProjectionOnly.trains(&spec, "text_model.final_layer_norm.bias"));
+    }
+
+    #[test]
+    fn trainable_displays_as_flags_and_files_spell_it() {
+        for trainable in [Trainable::Paper, Trainable::All, Trainable::ProjectionOnly] {
+            let serde = serde_json::to_value(trainable).unwrap();
+            assert_eq!(serde, trainable.to_string());
+            let flag = clap::ValueEnum::to_possible_value(&trainable).unwrap();
+            assert_eq!(flag.get_name(), trainable.to_string());
+        }
     }
 }

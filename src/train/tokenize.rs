@@ -31,13 +31,13 @@ pub struct PromptTokenizer {
 impl PromptTokenizer {
     /// Reads a `tokenizer.json`; it must have CLIP's end token, where the text tower pools.
     pub fn from_json(json: &[u8], max_tokens: usize) -> Result<Self, TrainError> {
-        let inner = Tokenizer::from_bytes(json)
-            .map_err(|e| TrainError::Model(format!("tokenizer.json: {e}")))?;
+        let inner =
+            Tokenizer::from_bytes(json).map_err(|source| TrainError::BadTokenizer { source })?;
         let end = inner
             .token_to_id(END)
-            .ok_or_else(|| TrainError::Model(format!("tokenizer.json has no {END} token")))?;
+            .ok_or(TrainError::TokenizerLacksToken { token: END })?;
         if max_tokens < 2 {
-            return Err(TrainError::Model("context length under 2 tokens".into()));
+            return Err(TrainError::ContextTooShort { tokens: max_tokens });
         }
         Ok(Self {
             start: inner.token_to_id(START),
@@ -82,7 +82,10 @@ impl PromptTokenizer {
         let encoding = self
             .inner
             .encode(prompt, true)
-            .map_err(|e| TrainError::Model(format!("tokenizing {prompt:?}: {e}")))?;
+            .map_err(|source| TrainError::Tokenize {
+                prompt: prompt.to_owned(),
+                source,
+            })?;
         let mut ids: Vec<u32> = encoding.get_ids().to_vec();
         if let Some(start) = self.start
             && ids.first() != Some(&start)
@@ -120,7 +123,7 @@ impl PromptTokenizer {
 pub fn word_level_tokenizer_json<'a>(
     words: impl IntoIterator<Item = &'a str>,
 ) -> Result<Vec<u8>, TrainError> {
-    let fail = |e: tokenizers::Error| TrainError::Model(format!("building tokenizer: {e}"));
+    let fail = |source: tokenizers::Error| TrainError::BuildTokenizer { source };
     let mut vocab: HashMap<String, u32> = HashMap::new();
     vocab.insert("<|pad|>".into(), 0);
     vocab.insert("<|unk|>".into(), 1);
@@ -146,10 +149,10 @@ pub fn word_level_tokenizer_json<'a>(
     tokenizer.with_pre_tokenizer(Some(Whitespace {}));
     let template = TemplateProcessing::builder()
         .try_single(format!("{START} $A {END}"))
-        .map_err(|e| TrainError::Model(format!("building tokenizer: {e}")))?
+        .map_err(|e| fail(e.into()))?
         .special_tokens(vec![(START, start), (END, start + 1)])
         .build()
-        .map_err(|e| TrainError::Model(format!("building tokenizer: {e}")))?;
+        .map_err(|e| fail(e.into()))?;
     tokenizer.with_post_processor(Some(template));
     tokenizer
         .add_special_tokens([AddedToken::from(START, true), AddedToken::from(END, true)])
@@ -207,6 +210,17 @@ mod tests {
             .unwrap();
         assert_eq!(rows, vec![vec![3, 4, 5], vec![3, 99, 4]]);
         let no_end = text.replace(END, "<|eot|>");
-        assert!(PromptTokenizer::from_json(no_end.as_bytes(), 8).is_err());
+        assert!(matches!(
+            PromptTokenizer::from_json(no_end.as_bytes(), 8),
+            Err(TrainError::TokenizerLacksToken { token: END })
+        ));
+        assert!(matches!(
+            PromptTokenizer::from_json(b"not json", 8),
+            Err(TrainError::BadTokenizer { .. })
+        ));
+        assert!(matches!(
+            PromptTokenizer::from_json(text.as_bytes(), 1),
+            Err(TrainError::ContextTooShort { tokens: 1 })
+        ));
     }
 }

@@ -1,11 +1,58 @@
-//! What the stream tests compare against: batch `curate` over the same events, with settings
-//! that make a small simulated community close many sessions.
+//! What the stream tests (tests/stream.rs, tests/chaos.rs) share: a simulated community's events
+//! on a broker or in a file, and what they compare against, batch `curate` over the same events,
+//! with settings that make a small simulated community close many sessions.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
+use rdkafka::mocking::MockCluster;
+use rdkafka::producer::DefaultProducerContext;
 use social_reward::curate::{CurateConfig, CurateOptions, CurateSummary, ImageDedup, curate};
 use social_reward::events::{Limits, Timestamp};
+use social_reward::sources::simulator::Scenario;
+
+/// The topic every stream test reads.
+pub const TOPIC: &str = "events";
+
+/// A simulated community of `users` over `days`, without pictures.
+pub fn scenario(users: u64, days: f64, seed: u64) -> Scenario {
+    Scenario {
+        users,
+        days,
+        seed,
+        ..Scenario::default()
+    }
+}
+
+/// Simulated events: the JSON-lines file, and how many lines (messages) it holds.
+pub struct Simulated {
+    pub events: PathBuf,
+    pub lines: u64,
+}
+
+impl Simulated {
+    /// Simulates `scenario` into `dir` and produces every event to [`TOPIC`] on `brokers`.
+    pub fn on_kafka(dir: &Path, brokers: &str, scenario: Scenario) -> Self {
+        Self::counted(super::simulate_to_kafka(dir, brokers, TOPIC, scenario).events)
+    }
+
+    /// Simulates `scenario` into `dir` only.
+    pub fn in_file(dir: &Path, scenario: Scenario) -> Self {
+        Self::counted(super::simulate_to_files(dir, scenario).events)
+    }
+
+    fn counted(events: PathBuf) -> Self {
+        let lines = std::fs::read_to_string(&events).unwrap().lines().count() as u64;
+        Self { events, lines }
+    }
+}
+
+/// librdkafka's mock cluster of `brokers` brokers, with [`TOPIC`] made of `partitions`.
+pub fn mock_cluster(brokers: i32, partitions: i32) -> MockCluster<'static, DefaultProducerContext> {
+    let mock = MockCluster::new(brokers).unwrap();
+    mock.create_topic(TOPIC, partitions, 1).unwrap();
+    mock
+}
 
 /// Short windows so that a simulated day closes many sessions; low evidence bars so that a
 /// small community still yields triplets.

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
-use social_reward::sources::kafka::{KafkaSink, KafkaTarget};
+use social_reward::sinks::kafka::{KafkaSink, KafkaTarget};
 
 pub struct TansuBroker {
     child: Child,
@@ -116,7 +116,7 @@ pub fn produce_paced(
         brokers: brokers.to_owned(),
         topic: topic.to_owned(),
         per_second: Some(per_second),
-        create: social_reward::sources::kafka::TopicLayout::default(),
+        create: social_reward::sinks::kafka::TopicLayout::default(),
     };
     let lines = std::fs::read_to_string(events).expect("events file");
     std::thread::spawn(move || {

@@ -23,6 +23,7 @@ use super::config::{CurateConfig, SpamRule};
 
 mod record;
 pub use record::{ClosedImage, ClosedSession, ImageRecord, UnclaimedEvent};
+use record::{OpenCounts, OpenImage};
 
 /// What happened to one valid event.
 #[derive(Debug, PartialEq)]
@@ -354,7 +355,6 @@ fn in_window(ts: i64, published: i64, window: i64) -> bool {
 
 mod closing;
 mod open;
-use open::{OpenCounts, OpenImage};
 
 #[cfg(test)]
 mod tests {

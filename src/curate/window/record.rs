@@ -1,5 +1,6 @@
-//! What leaves the windows: closed sessions with their images' final in-window counts, and the
-//! buffered events no publish claimed.
+//! What the windows hold and what leaves them: open images (their counts apart from their
+//! records), closed sessions with their images' final in-window counts, and the buffered events
+//! no publish claimed.
 
 use std::sync::Arc;
 
@@ -61,4 +62,22 @@ pub struct ClosedSession {
 pub struct UnclaimedEvent {
     pub kind: EventKind,
     pub letter: DeadLetter,
+}
+
+/// What a view of an open image touches: 16 bytes beside its 16-byte key. The open-image
+/// table is probed at random once per event; with whole records in its buckets (~250 bytes)
+/// it spanned hundreds of megabytes and nearly every probe missed the cache more than once.
+#[derive(Clone, Copy, Serialize, Deserialize)]
+pub struct OpenCounts {
+    pub published: i64,
+    pub views: u32,
+    /// Where the image's record and remixers are in `open_slots`.
+    pub slot: u32,
+}
+
+/// The rest of an open image, touched at its publish, its remixes and its close.
+#[derive(Serialize, Deserialize)]
+pub struct OpenImage {
+    pub record: ImageRecord,
+    pub remixers: Vec<u64>,
 }

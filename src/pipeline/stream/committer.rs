@@ -17,11 +17,10 @@ use tracing::warn;
 use crate::curate::emit::write_parts;
 use crate::curate::partition::PendingCommit;
 use crate::events::Reason;
-use crate::pipeline::StageError;
-use crate::sources::kafka::DeadLetterTopic;
+use crate::sinks::kafka::DeadLetterTopic;
 use crate::store::{Catalog, CommitOutcome, ObjectRoot, PartitionCommit};
 
-use super::failed;
+use super::error::StreamError;
 use super::metrics::StreamMetrics;
 
 /// Attempts of a commit that fails on the catalog or the object store before giving up.
@@ -68,7 +67,7 @@ pub(super) struct Destination {
     pub topic: String,
 }
 
-type Answer = Result<(Vec<CommitDone>, u64), StageError>;
+type Answer = Result<(Vec<CommitDone>, u64), StreamError>;
 
 pub(super) struct Committer {
     jobs: mpsc::UnboundedSender<CommitJob>,
@@ -112,24 +111,24 @@ impl Committer {
         self.in_flight.drain(..jobs.min(self.in_flight.len()));
     }
 
-    pub(super) fn queue(&mut self, job: CommitJob) -> Result<(), StageError> {
+    pub(super) fn queue(&mut self, job: CommitJob) -> Result<(), StreamError> {
         let messages = job.pending.messages;
         self.jobs
             .send(job)
-            .map_err(|_| failed("the commit task stopped"))?;
+            .map_err(|_| StreamError::CommitterStopped)?;
         self.in_flight.push_back(messages);
         Ok(())
     }
 
     /// An answer that has already come, if any.
-    pub(super) fn try_next(&mut self) -> Option<Result<(Vec<CommitDone>, u64), StageError>> {
+    pub(super) fn try_next(&mut self) -> Option<Result<(Vec<CommitDone>, u64), StreamError>> {
         if self.in_flight.is_empty() {
             return None;
         }
         let answer = match self.answers.try_recv() {
             Ok(answer) => answer,
             Err(mpsc::error::TryRecvError::Empty) => return None,
-            Err(mpsc::error::TryRecvError::Disconnected) => Err(failed("the commit task stopped")),
+            Err(mpsc::error::TryRecvError::Disconnected) => Err(StreamError::CommitterStopped),
         };
         if let Ok((done, _)) = &answer {
             self.settled(done.len());
@@ -138,13 +137,13 @@ impl Committer {
     }
 
     /// The next group's outcomes and retries; waits for it. `None` when nothing is in flight.
-    pub(super) async fn next(&mut self) -> Option<Result<(Vec<CommitDone>, u64), StageError>> {
+    pub(super) async fn next(&mut self) -> Option<Result<(Vec<CommitDone>, u64), StreamError>> {
         if self.in_flight.is_empty() {
             return None;
         }
         let answer = match self.answers.recv().await {
             Some(answer) => answer,
-            None => Err(failed("the commit task stopped")),
+            None => Err(StreamError::CommitterStopped),
         };
         if let Ok((done, _)) = &answer {
             self.settled(done.len());
@@ -232,17 +231,19 @@ fn count_letters(metrics: &StreamMetrics, reasons: impl Iterator<Item = Reason>)
 async fn try_commit(
     d: &Destination,
     group: &[CommitJob],
-) -> Result<Vec<CommitOutcome>, StageError> {
+) -> Result<Vec<CommitOutcome>, StreamError> {
     let mut files = Vec::with_capacity(group.len());
     for job in group {
         files.push(write_parts(&d.out, &job.pending.flushed).await?);
         if let Some(topic) = &d.dead_letter_topic
             && !job.pending.letters.is_empty()
         {
-            topic
-                .send(&job.pending.letters)
-                .await
-                .map_err(|e| failed(format!("dead-letter topic {}: {e}", topic.topic())))?;
+            topic.send(&job.pending.letters).await.map_err(|source| {
+                StreamError::DeadLetterTopic {
+                    topic: topic.topic().to_owned(),
+                    source,
+                }
+            })?;
         }
     }
     let images: Vec<_> = group

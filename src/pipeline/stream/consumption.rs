@@ -5,19 +5,23 @@
 
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::{CommitMode, Consumer};
-use rdkafka::{Offset, TopicPartitionList};
 use tracing::{info, warn};
 
-use crate::curate::partition::PartitionCurator;
 use crate::events::{Parsed, SourcePosition};
 use crate::hashing::{FastMap, FastSet, fast_map, fast_set};
-use crate::pipeline::StageError;
+use crate::sources::Chunk;
+
+use std::sync::Arc;
+
+use crate::store::Catalog;
 
 use super::committer::{CommitDone, CommitJob, Committer};
+use super::error::StreamError;
 use super::metrics::EventTally;
-use super::partitions::Ctx;
-use super::{StreamReport, failed};
+use super::metrics::StreamMetrics;
+use super::options::StreamOptions;
+use super::partitions::{Ctx, PartitionRun};
+use super::report::StreamReport;
 
 /// Batches in flight on the committer before the loop waits for answers: bounds the memory
 /// held in batches taken out of their curators.
@@ -25,26 +29,6 @@ const MAX_IN_FLIGHT: usize = 512;
 /// Micro-batches' worth of messages in flight before the loop waits: bounds what a crash makes
 /// the next run read again, whatever the batch size.
 const MAX_IN_FLIGHT_BATCHES: u64 = 32;
-
-pub(super) struct PartitionRun {
-    /// Which opening of the partition this is; answers about earlier ones are stale.
-    pub(super) epoch: u64,
-    pub(super) curator: PartitionCurator,
-    /// The catalog's next offset for the partition once the queued commits land (`None`: never
-    /// committed).
-    pub(super) committed: Option<i64>,
-    /// Offset of the next message to fold in.
-    pub(super) next: i64,
-    /// Messages before this offset are replays.
-    pub(super) replay_until: i64,
-    /// The offset the consumer was last told to seek to (`None`: not told yet).
-    pub(super) sought: Option<i64>,
-    /// A seek was asked for and its mark has not come: the partition's messages until then
-    /// were fetched before it.
-    pub(super) seeking: bool,
-    pub(super) first_pending: Option<Instant>,
-    pub(super) last_snapshot: Option<Instant>,
-}
 
 /// What to do after a message.
 #[derive(Debug, PartialEq, Eq)]
@@ -85,7 +69,7 @@ impl<'a> Consumption<'a> {
         }
     }
 
-    async fn open(&mut self, partition: i32) -> Result<&mut PartitionRun, StageError> {
+    async fn open(&mut self, partition: i32) -> Result<&mut PartitionRun, StreamError> {
         self.epochs += 1;
         let run = self.ctx.open_partition(partition, self.epochs).await?;
         Ok(self.runs.entry(partition).or_insert(run))
@@ -93,7 +77,7 @@ impl<'a> Consumption<'a> {
 
     /// Partitions handed to this consumer: opened now, not at their first message, because a
     /// partition whose messages were all consumed still has to end its input when idle.
-    pub(super) async fn assigned(&mut self, partitions: Vec<i32>) -> Result<(), StageError> {
+    pub(super) async fn assigned(&mut self, partitions: Vec<i32>) -> Result<(), StreamError> {
         for partition in partitions {
             self.owned.insert(partition);
             if !self.runs.contains_key(&partition) {
@@ -122,8 +106,8 @@ impl<'a> Consumption<'a> {
         &mut self,
         partition: i32,
         epoch: u64,
-        result: Result<(), String>,
-    ) -> Result<(), StageError> {
+        result: Result<(), crate::sources::SourceError>,
+    ) -> Result<(), StreamError> {
         let Some(run) = self.runs.get_mut(&partition) else {
             // Revoked since: whoever opens it next seeks again.
             return Ok(());
@@ -132,17 +116,33 @@ impl<'a> Consumption<'a> {
             return Ok(());
         }
         run.seeking = false;
-        result.map_err(failed)
+        Ok(result?)
+    }
+
+    /// Folds a chunk's records in, in order, queueing the batches they fill.
+    pub(super) async fn fold(&mut self, chunk: &Chunk) -> Result<Flow, StreamError> {
+        let source = self.ctx.source;
+        for record in chunk.records() {
+            let (partition, offset) = (record.partition, record.offset);
+            let position = || source.position(partition, offset);
+            // Borrowed text makes the copy a few words; only a rejection's message is copied.
+            let taken = (record.payload, record.raw_len, record.parsed.clone());
+            if self.take(partition, offset, taken, position).await? == Flow::Abort {
+                return Ok(Flow::Abort);
+            }
+            self.commit_full().await?;
+        }
+        Ok(Flow::Go)
     }
 
     /// Folds one message in, parsed already.
-    pub(super) async fn take(
+    async fn take(
         &mut self,
         partition: i32,
         offset: i64,
         message: (&[u8], u64, Parsed<'_>),
         position: impl Fn() -> SourcePosition,
-    ) -> Result<Flow, StageError> {
+    ) -> Result<Flow, StreamError> {
         let (payload, raw_len, parsed) = message;
         self.first_message.get_or_insert_with(Instant::now);
         if !self.owned.contains(&partition) {
@@ -163,7 +163,8 @@ impl<'a> Consumption<'a> {
                 // Seeking is lazy: where the consumer already starts at the catalog's offset
                 // (Kafka's committed offsets follow the catalog's), a seek would only throw
                 // away what librdkafka has fetched.
-                run.seeking = self.ctx.seek(partition, run.next, run.epoch);
+                self.ctx.seek(partition, run.next, run.epoch);
+                run.seeking = true;
                 run.sought = Some(run.next);
                 return Ok(Flow::Go);
             }
@@ -210,7 +211,7 @@ impl<'a> Consumption<'a> {
 
     /// Queues the batches that just filled up, if any: called after every message, so a batch
     /// never outgrows its size however many messages arrive at once.
-    pub(super) async fn commit_full(&mut self) -> Result<(), StageError> {
+    pub(super) async fn commit_full(&mut self) -> Result<(), StreamError> {
         match self.full.is_empty() {
             true => Ok(()),
             false => self.commit_due(false).await,
@@ -218,7 +219,7 @@ impl<'a> Consumption<'a> {
     }
 
     /// Queues the full batches and, when `scan`, every batch older than the batch interval.
-    pub(super) async fn commit_due(&mut self, scan: bool) -> Result<(), StageError> {
+    pub(super) async fn commit_due(&mut self, scan: bool) -> Result<(), StreamError> {
         let mut due = std::mem::take(&mut self.full);
         if scan {
             self.unreported.report_to(self.ctx.metrics);
@@ -243,7 +244,7 @@ impl<'a> Consumption<'a> {
     }
 
     /// Takes the partition's pending batch out of its curator and queues it.
-    pub(super) fn queue_commit(&mut self, partition: i32) -> Result<(), StageError> {
+    pub(super) fn queue_commit(&mut self, partition: i32) -> Result<(), StreamError> {
         let Some(run) = self.runs.get_mut(&partition) else {
             return Ok(());
         };
@@ -277,7 +278,7 @@ impl<'a> Consumption<'a> {
     }
 
     /// Waits for the committer's next answer and takes it in.
-    pub(super) async fn wait_for_commits(&mut self) -> Result<(), StageError> {
+    pub(super) async fn wait_for_commits(&mut self) -> Result<(), StreamError> {
         if let Some(answer) = self.committer.next().await {
             let (done, retries) = answer?;
             self.answered(done, retries);
@@ -286,7 +287,7 @@ impl<'a> Consumption<'a> {
     }
 
     /// Every queued batch committed (or fenced off).
-    pub(super) async fn drain(&mut self) -> Result<(), StageError> {
+    pub(super) async fn drain(&mut self) -> Result<(), StreamError> {
         while self.committer.in_flight() > 0 {
             self.wait_for_commits().await?;
         }
@@ -295,7 +296,7 @@ impl<'a> Consumption<'a> {
 
     pub(super) fn answered(&mut self, done: Vec<CommitDone>, retries: u64) {
         self.report.retries += retries;
-        let mut offsets = TopicPartitionList::new();
+        let mut offsets = Vec::new();
         for done in done {
             self.latencies.push(done.seconds * 1000.0);
             let current = self
@@ -315,24 +316,16 @@ impl<'a> Consumption<'a> {
             self.report.triplets += done.triplets;
             self.report.files += done.files;
             self.report.dead_letters_stored += done.dead_letters;
-            let _ = offsets.add_partition_offset(
-                &self.ctx.options.topic,
-                done.partition,
-                Offset::Offset(done.next),
-            );
+            offsets.push((done.partition, done.next));
         }
-        if let Some(consumer) = self.ctx.consumer
-            && offsets.count() > 0
-            && let Err(e) = consumer.consumer.commit(&offsets, CommitMode::Async)
-        {
-            // Only lag tools read these offsets; the catalog's are authoritative.
-            warn!(error = %e, "kafka offset commit failed");
+        if !offsets.is_empty() {
+            self.ctx.source.acknowledge(&offsets);
         }
     }
 
     /// The end of the input (idle, or the files read to their end): buffered events become
     /// dead letters and every closed window is written, its day final or not.
-    pub(super) async fn end_inputs(&mut self) -> Result<(), StageError> {
+    pub(super) async fn end_inputs(&mut self) -> Result<(), StreamError> {
         let mut partitions: Vec<i32> = self.runs.keys().copied().collect();
         partitions.sort_unstable();
         for partition in partitions {
@@ -355,7 +348,7 @@ impl<'a> Consumption<'a> {
     }
 
     /// Queues what every partition has pending, then waits for all of it.
-    pub(super) async fn commit_everything(&mut self) -> Result<(), StageError> {
+    pub(super) async fn commit_everything(&mut self) -> Result<(), StreamError> {
         let partitions: Vec<i32> = self.runs.keys().copied().collect();
         for partition in partitions {
             self.queue_commit(partition)?;
@@ -368,4 +361,44 @@ impl<'a> Consumption<'a> {
         self.first_message
             .map_or(0.0, |t| t.elapsed().saturating_sub(idle).as_secs_f64())
     }
+}
+
+/// What either input's loop starts from.
+pub(super) struct Start<'a> {
+    pub(super) options: &'a StreamOptions,
+    pub(super) catalog: &'a Catalog,
+    pub(super) metrics: &'a Arc<StreamMetrics>,
+    pub(super) report: StreamReport,
+    pub(super) committer: Committer,
+    pub(super) started: Instant,
+}
+
+pub(super) fn finish(
+    state: Consumption<'_>,
+    started: Instant,
+    idle_wait: Duration,
+) -> StreamReport {
+    let busy_seconds = state.busy_seconds(idle_wait);
+    let mut report = state.report;
+    report.busy_seconds = busy_seconds;
+    let mut partitions: Vec<i32> = state.runs.keys().copied().collect();
+    partitions.sort_unstable();
+    for (&partition, run) in &state.runs {
+        report.counts.add(run.curator.counts());
+        let lines = run.curator.counts().lines;
+        report.partition_lines.insert(partition, lines);
+    }
+    report.partitions = partitions;
+    let mut latencies = state.latencies;
+    latencies.sort_by(f64::total_cmp);
+    let quantile = |q: f64| {
+        latencies
+            .get(((latencies.len() as f64 - 1.0) * q).round().max(0.0) as usize)
+            .copied()
+            .unwrap_or(0.0)
+    };
+    report.commit_latency_ms_p50 = quantile(0.5);
+    report.commit_latency_ms_p99 = quantile(0.99);
+    report.seconds = started.elapsed().as_secs_f64();
+    report
 }

@@ -1,121 +1,90 @@
 //! The loop over JSON-lines files, the embedded default: each file is a partition, its 0-based
-//! line numbers are the offsets, and the catalog's offsets say where a rerun resumes. Same
-//! curation, same commits as a consumer group; what a broker would do (fetching, seeking) is a
-//! reader positioned at the partition's next offset.
+//! line numbers are the offsets, and the catalog's offsets say where a rerun resumes. The files
+//! are read on a thread of their own (`sources::file::FileFeed`), which hands over the same
+//! parsed chunks and seek marks as Kafka's poll thread: same folding, same commits as a
+//! consumer group. The run ends when every file has been read to its end.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use futures::FutureExt;
 use tracing::info;
 
-use crate::events::{SourcePosition, Validator, parse_record};
-use crate::pipeline::StageError;
-use crate::sources::file::JsonlReader;
+use crate::events::Validator;
+use crate::sources::file::FileFeed;
+use crate::sources::{PartitionSource, Polled, SourceError};
 
-use super::consumption::{Consumption, Flow};
+use super::consumption::{Consumption, Flow, Start, finish};
+use super::error::StreamError;
 use super::partitions::Ctx;
-use super::{Start, StreamReport, failed, finish};
-
-/// Lines taken between looks at the committer, the timer and shutdown.
-const RUN_OF_LINES: usize = 4096;
+use super::report::StreamReport;
 
 pub(super) async fn consume(
     start: Start<'_>,
     paths: &[PathBuf],
     shutdown: impl std::future::Future<Output = ()>,
-) -> Result<StreamReport, StageError> {
+) -> Result<StreamReport, StreamError> {
     let options = start.options;
+    let validator = Validator::new(options.settings.limits.clone(), options.settings.now)?;
+    let (feed, link, mut polled) = FileFeed::start(paths.to_vec(), validator)?;
     let ctx = Ctx {
         options,
         catalog: start.catalog,
-        consumer: None,
+        source: &link,
         metrics: start.metrics,
     };
     let mut state = Consumption::new(ctx, start.report, start.committer);
-    let count = i32::try_from(paths.len()).map_err(|_| failed("too many event files"))?;
-    state.assigned((0..count).collect()).await?;
-    let max_record = options.settings.limits.max_payload_bytes;
-    let validator = Validator::new(options.settings.limits.clone(), options.settings.now)?;
+    // FileFeed::start refused more files than partition numbers.
+    state.assigned((0..).take(paths.len()).collect()).await?;
     let tick = options.batch_interval.min(Duration::from_millis(200));
     let mut last_scan = Instant::now();
     tokio::pin!(shutdown);
-    let mut stopped = false;
-    'files: for (partition, path) in (0..count).zip(paths) {
-        let shown = path.display().to_string();
-        let mut reader = Cursor::open(path, max_record)?;
-        loop {
-            start.metrics.tick();
-            // A partition reopened from the catalog (fenced off by another process reading the
-            // same files) may want lines the reader has passed.
-            if let Some(run) = state.runs.get(&partition)
-                && run.next < reader.next
-            {
-                reader = Cursor::open(path, max_record)?;
-            }
-            let mut taken = 0;
-            while taken < RUN_OF_LINES {
-                let Some(record) = reader.next_record()? else {
-                    info!(partition, file = %shown, "file read to its end");
-                    continue 'files;
-                };
-                let (offset, line) = (record.line as i64 - 1, record.line);
-                let position = || SourcePosition::File {
-                    path: shown.clone(),
-                    line,
-                };
-                let parsed = parse_record(&validator, record.payload, record.raw_len);
-                let message = (record.payload, record.raw_len, parsed);
-                let flow = state.take(partition, offset, message, position).await?;
+    let mut drained = false;
+    loop {
+        start.metrics.tick();
+        match polled.recv().await {
+            None => return Err(SourceError::ReaderStopped.into()),
+            Some(Polled::Records(chunk)) => {
+                let flow = state.fold(&chunk).await?;
+                link.recycle(chunk);
                 if flow == Flow::Abort {
+                    // A crash stand-in: nothing more is committed, queued commits included.
+                    feed.stop(polled);
                     return Ok(finish(state, start.started, Duration::ZERO));
                 }
-                state.commit_full().await?;
-                taken += 1;
             }
-            while let Some(answer) = state.committer.try_next() {
-                let (done, retries) = answer?;
-                state.answered(done, retries);
-            }
-            let scan = last_scan.elapsed() >= tick;
-            if scan {
-                last_scan = Instant::now();
-            }
-            state.commit_due(scan).await?;
-            if (&mut shutdown).now_or_never().is_some() {
-                info!("shutting down: committing what was read");
-                stopped = true;
-                break 'files;
-            }
+            Some(Polled::Sought {
+                partition,
+                epoch,
+                result,
+            }) => state.sought(partition, epoch, result)?,
+            Some(Polled::Drained) => drained = true,
+            Some(Polled::Failed(error)) => return Err(error.into()),
+            // Files end one by one, and have no group to rebalance nor broker to fail.
+            Some(Polled::Ended(_) | Polled::Rebalance(_) | Polled::ConsumerError(_)) => {}
+        }
+        while let Some(answer) = state.committer.try_next() {
+            let (done, retries) = answer?;
+            state.answered(done, retries);
+        }
+        let scan = last_scan.elapsed() >= tick;
+        if scan {
+            last_scan = Instant::now();
+        }
+        state.commit_due(scan).await?;
+        if drained {
+            break;
+        }
+        if (&mut shutdown).now_or_never().is_some() {
+            info!("shutting down: committing what was read");
+            break;
         }
     }
-    if !stopped {
+    feed.stop(polled);
+    if drained {
         state.end_inputs().await?;
     }
     state.commit_everything().await?;
     state.unreported.report_to(start.metrics);
     Ok(finish(state, start.started, Duration::ZERO))
-}
-
-/// A file reader that knows the offset of the line it reads next.
-struct Cursor {
-    reader: JsonlReader,
-    next: i64,
-}
-
-impl Cursor {
-    fn open(path: &Path, max_record: usize) -> Result<Self, StageError> {
-        Ok(Self {
-            reader: JsonlReader::open(path, max_record)?,
-            next: 0,
-        })
-    }
-
-    fn next_record(&mut self) -> Result<Option<crate::sources::file::Record<'_>>, StageError> {
-        let record = self.reader.next_record()?;
-        if record.is_some() {
-            self.next += 1;
-        }
-        Ok(record)
-    }
 }

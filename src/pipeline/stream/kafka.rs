@@ -12,18 +12,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::error::KafkaResult;
 use tracing::{info, warn};
 
-use crate::events::{SourcePosition, Validator};
-use crate::pipeline::StageError;
-use crate::sources::kafka::consumer_config;
+use crate::events::Validator;
+use crate::sources::kafka::{Poller, RebalanceLog, consumer_config, high_watermarks};
+use crate::sources::{PartitionSource, Polled};
 
-use super::consumption::{Consumption, Flow};
-use super::context::RebalanceLog;
+use super::consumption::{Consumption, Flow, Start, finish};
+use super::error::StreamError;
 use super::partitions::Ctx;
-use super::poller::{Polled, PolledChunk, Poller};
-use super::{Behind, Start, StreamError, StreamReport, failed, finish};
+use super::report::{Behind, StreamReport};
 
 /// Chunks taken from the poll thread per wake-up of the loop.
 const RUN_OF_CHUNKS: usize = 8;
@@ -32,8 +30,6 @@ const RUN_OF_CHUNKS: usize = 8;
 /// member's session (10 s here unless set otherwise) and a leader's failover takes seconds; a
 /// coordinator or a fetch stalled for a minute is not about to come back.
 const STALL_LIMIT: Duration = Duration::from_secs(60);
-/// How long reading the high watermarks may take, all partitions together.
-const WATERMARKS_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Why a run with `until_idle` gave up.
 enum Stall {
@@ -41,7 +37,7 @@ enum Stall {
     Backlog(Vec<Behind>),
 }
 
-type Answer = Option<Result<(Vec<super::committer::CommitDone>, u64), StageError>>;
+type Answer = Option<Result<(Vec<super::committer::CommitDone>, u64), StreamError>>;
 
 enum Wake {
     Polled(Option<Polled>),
@@ -70,30 +66,31 @@ pub(super) async fn consume(
     }
     let consumer: BaseConsumer<RebalanceLog> = config
         .create_with_context(log)
-        .map_err(|e| failed(format!("kafka consumer: {e}")))?;
+        .map_err(StreamError::kafka("consumer"))?;
     let topic = options.topic.as_str();
     // Before any message is read: what this run has to read before it may end when idle.
     let start_marks = match options.until_idle {
-        Some(_) => high_watermarks(&consumer, topic, None).map_err(|e| {
-            failed(format!(
-                "the high watermarks of {topic}'s partitions on {brokers}: {e}"
-            ))
-        })?,
+        Some(_) => high_watermarks(&consumer, topic, None).map_err(StreamError::kafka(format!(
+            "the high watermarks of {topic}'s partitions on {brokers}"
+        )))?,
         None => BTreeMap::new(),
     };
     consumer
         .subscribe(&[&options.topic])
-        .map_err(|e| failed(format!("subscribe to {}: {e}", options.topic)))?;
+        .map_err(StreamError::kafka(format!(
+            "subscribe to {}",
+            options.topic
+        )))?;
     let settings = &options.settings;
     let validator =
-        Validator::new(settings.limits.clone(), settings.now).map_err(StageError::from)?;
+        Validator::new(settings.limits.clone(), settings.now).map_err(StreamError::from)?;
     let consumer = Arc::new(consumer);
     let (poller, link, mut polled) = Poller::start(consumer.clone(), &options.topic, validator)
-        .map_err(|e| failed(format!("poll thread: {e}")))?;
+        .map_err(StreamError::PollThread)?;
     let ctx = Ctx {
         options,
         catalog: start.catalog,
-        consumer: Some(&link),
+        source: &link,
         metrics: start.metrics,
     };
     let mut state = Consumption::new(ctx, start.report, start.committer);
@@ -119,7 +116,7 @@ pub(super) async fn consume(
         let ticked = matches!(wake, Wake::Tick);
         let mut next = match wake {
             Wake::Polled(Some(polled)) => Some(polled),
-            Wake::Polled(None) => return Err(failed("the kafka poll thread stopped").into()),
+            Wake::Polled(None) => return Err(StreamError::PollThreadStopped),
             Wake::Committed(answer) => {
                 if let Some(answer) = answer {
                     let (done, retries) = answer?;
@@ -136,8 +133,8 @@ pub(super) async fn consume(
         let mut taken = 0;
         while let Some(item) = next.take() {
             match item {
-                Polled::Messages(chunk) => {
-                    let flow = fold_chunk(&mut state, &chunk, topic).await?;
+                Polled::Records(chunk) => {
+                    let flow = state.fold(&chunk).await?;
                     link.recycle(chunk);
                     if flow == Flow::Abort {
                         // A crash stand-in: nothing more is committed, queued commits included.
@@ -165,7 +162,9 @@ pub(super) async fn consume(
                     warn!(%error, "kafka consumer error; librdkafka retries");
                     state.report.consumer_errors += 1;
                 }
-                Polled::Fatal(message) => return Err(failed(message).into()),
+                Polled::Failed(error) => return Err(error.into()),
+                // A consumer group's partitions have no end.
+                Polled::Ended(_) | Polled::Drained => {}
             }
             taken += 1;
             if taken < RUN_OF_CHUNKS {
@@ -253,33 +252,6 @@ pub(super) async fn consume(
     }
 }
 
-/// The high watermark of each of `partitions` of `topic` (`None`: every partition it has; a
-/// topic that does not exist has none), all read within `WATERMARKS_TIMEOUT`.
-fn high_watermarks(
-    consumer: &BaseConsumer<RebalanceLog>,
-    topic: &str,
-    partitions: Option<&[i32]>,
-) -> KafkaResult<BTreeMap<i32, i64>> {
-    let deadline = Instant::now() + WATERMARKS_TIMEOUT;
-    let listed: Vec<i32> = match partitions {
-        Some(partitions) => partitions.to_vec(),
-        None => consumer
-            .fetch_metadata(Some(topic), WATERMARKS_TIMEOUT)?
-            .topics()
-            .iter()
-            .filter(|t| t.name() == topic)
-            .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-            .collect(),
-    };
-    let mut highs = BTreeMap::new();
-    for partition in listed {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let (_, high) = consumer.fetch_watermarks(topic, partition, left)?;
-        highs.insert(partition, high.max(0));
-    }
-    Ok(highs)
-}
-
 /// The partitions this consumer holds that are short of their high watermark at the start, in
 /// what it read or what the catalog had committed for them (a partition made since had
 /// nothing then).
@@ -330,27 +302,4 @@ fn held_lag(
             Some((partition, (high - committed).max(0)))
         })
         .collect()
-}
-
-/// Folds a chunk's messages in, in order.
-async fn fold_chunk(
-    state: &mut Consumption<'_>,
-    chunk: &PolledChunk,
-    topic: &str,
-) -> Result<Flow, StageError> {
-    for message in chunk.messages() {
-        let (partition, offset) = (message.partition, message.offset);
-        let position = || SourcePosition::Kafka {
-            topic: topic.to_owned(),
-            partition,
-            offset,
-        };
-        // Borrowed text makes the copy a few words; only a rejection's message is copied.
-        let taken = (message.payload, message.raw_len, message.parsed.clone());
-        if state.take(partition, offset, taken, position).await? == Flow::Abort {
-            return Ok(Flow::Abort);
-        }
-        state.commit_full().await?;
-    }
-    Ok(Flow::Go)
 }

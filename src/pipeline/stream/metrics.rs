@@ -221,3 +221,9 @@ async fn health(State(metrics): State<Arc<StreamMetrics>>) -> impl IntoResponse 
         false => (StatusCode::SERVICE_UNAVAILABLE, "stalled\n"),
     }
 }
+
+impl crate::sources::kafka::LagGauge for StreamMetrics {
+    fn lag(&self, partition: i32, lag: i64) {
+        StreamMetrics::lag(self, partition, lag);
+    }
+}

@@ -2,25 +2,23 @@
 //! first retained offset) and the offset replay runs up to. The consumer is moved there only if
 //! its first message is elsewhere (see `Consumption::take`).
 
-use std::time::Duration;
+use std::time::Instant;
 
-use rdkafka::consumer::Consumer;
 use tracing::info;
 
 use crate::curate::partition::PartitionCurator;
-use crate::pipeline::StageError;
 use crate::store::Catalog;
 
-use super::consumption::PartitionRun;
+use super::error::StreamError;
 use super::metrics::StreamMetrics;
-use super::poller::ConsumerLink;
-use super::{StreamOptions, failed};
+use super::options::StreamOptions;
+use crate::sources::PartitionSource;
 
 pub(super) struct Ctx<'a> {
     pub(super) options: &'a StreamOptions,
     pub(super) catalog: &'a Catalog,
-    /// `None` for files, which are read from wherever their partition's run says.
-    pub(super) consumer: Option<&'a ConsumerLink>,
+    /// What the partitions are read from: files or a consumer group.
+    pub(super) source: &'a dyn PartitionSource,
     pub(super) metrics: &'a StreamMetrics,
 }
 
@@ -31,7 +29,7 @@ impl Ctx<'_> {
         &self,
         partition: i32,
         epoch: u64,
-    ) -> Result<PartitionRun, StageError> {
+    ) -> Result<PartitionRun, StreamError> {
         let o = self.options;
         let stored = self
             .catalog
@@ -59,26 +57,33 @@ impl Ctx<'_> {
         })
     }
 
-    fn low_watermark(&self, partition: i32) -> Result<i64, StageError> {
-        let Some(consumer) = self.consumer else {
-            return Ok(0);
-        };
-        let (low, _) = consumer
-            .consumer
-            .fetch_watermarks(&self.options.topic, partition, Duration::from_secs(10))
-            .map_err(|e| failed(format!("watermarks of partition {partition}: {e}")))?;
-        Ok(low)
+    fn low_watermark(&self, partition: i32) -> Result<i64, StreamError> {
+        Ok(self.source.low_watermark(partition)?)
     }
 
-    /// Asks for the partition to be read from `offset`. `true`: a `Polled::Sought` mark will
-    /// say from which message on it is.
-    pub(super) fn seek(&self, partition: i32, offset: i64, epoch: u64) -> bool {
-        match self.consumer {
-            Some(consumer) => {
-                consumer.seek(partition, offset, epoch);
-                true
-            }
-            None => false,
-        }
+    /// Asks for the partition to be read from `offset`: a `Polled::Sought` mark will say from
+    /// which record on it is.
+    pub(super) fn seek(&self, partition: i32, offset: i64, epoch: u64) {
+        self.source.seek(partition, offset, epoch);
     }
+}
+
+pub(super) struct PartitionRun {
+    /// Which opening of the partition this is; answers about earlier ones are stale.
+    pub(super) epoch: u64,
+    pub(super) curator: PartitionCurator,
+    /// The catalog's next offset for the partition once the queued commits land (`None`: never
+    /// committed).
+    pub(super) committed: Option<i64>,
+    /// Offset of the next message to fold in.
+    pub(super) next: i64,
+    /// Messages before this offset are replays.
+    pub(super) replay_until: i64,
+    /// The offset the consumer was last told to seek to (`None`: not told yet).
+    pub(super) sought: Option<i64>,
+    /// A seek was asked for and its mark has not come: the partition's messages until then
+    /// were fetched before it.
+    pub(super) seeking: bool,
+    pub(super) first_pending: Option<Instant>,
+    pub(super) last_snapshot: Option<Instant>,
 }

@@ -12,7 +12,6 @@ pub mod scenario;
 pub mod truth;
 
 use std::fs::File;
-use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
@@ -20,11 +19,12 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-pub use generator::{EventSink, GeneratedCounts, Generator, PictureSpec};
+pub use generator::{GeneratedCounts, Generator, PictureSpec};
 pub use scenario::{Scenario, ScenarioError};
 pub use truth::{TruthRow, TruthTable, read_truth};
 
 use crate::progress;
+use crate::sinks::{EventSink, LineSink};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SimulatorError {
@@ -43,7 +43,7 @@ pub enum SimulatorError {
     #[error("image size {0} is outside 16..=2048")]
     ImageSize(u32),
     #[error(transparent)]
-    Kafka(#[from] crate::sources::kafka::KafkaSinkError),
+    Kafka(#[from] crate::sinks::kafka::KafkaSinkError),
 }
 
 #[derive(Debug, Clone)]
@@ -55,7 +55,7 @@ pub struct SimulateOptions {
     pub gzip: bool,
     pub progress: bool,
     /// Also produce every event to this Kafka topic, keyed by creator id.
-    pub kafka: Option<crate::sources::kafka::KafkaTarget>,
+    pub kafka: Option<crate::sinks::kafka::KafkaTarget>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -102,7 +102,7 @@ pub fn simulate(options: &SimulateOptions) -> Result<SimulationSummary, Simulato
     let mut sink = TeeSink {
         file: LineSink::new(file, options.gzip),
         kafka: match &options.kafka {
-            Some(target) => Some(crate::sources::kafka::KafkaSink::connect(target)?),
+            Some(target) => Some(crate::sinks::kafka::KafkaSink::connect(target)?),
             None => None,
         },
     };
@@ -163,12 +163,12 @@ pub fn simulate(options: &SimulateOptions) -> Result<SimulationSummary, Simulato
 /// compare the stream against.
 struct TeeSink {
     file: LineSink,
-    kafka: Option<crate::sources::kafka::KafkaSink>,
+    kafka: Option<crate::sinks::kafka::KafkaSink>,
 }
 
 enum TeeError {
     Io(std::io::Error),
-    Kafka(crate::sources::kafka::KafkaSinkError),
+    Kafka(crate::sinks::kafka::KafkaSinkError),
 }
 
 impl EventSink for TeeSink {
@@ -179,38 +179,6 @@ impl EventSink for TeeSink {
             kafka.deliver(key, line).map_err(TeeError::Kafka)?;
         }
         Ok(())
-    }
-}
-
-/// One JSON object per line, optionally gzip-compressed.
-pub struct LineSink {
-    writer: Box<dyn Write + Send>,
-}
-
-impl LineSink {
-    pub fn new(file: File, gzip: bool) -> Self {
-        let buffered = BufWriter::with_capacity(1 << 20, file);
-        let writer: Box<dyn Write + Send> = if gzip {
-            Box::new(flate2::write::GzEncoder::new(
-                buffered,
-                flate2::Compression::fast(),
-            ))
-        } else {
-            Box::new(buffered)
-        };
-        Self { writer }
-    }
-
-    pub fn finish(mut self) -> std::io::Result<()> {
-        self.writer.flush()
-    }
-}
-
-impl EventSink for LineSink {
-    type Error = std::io::Error;
-    fn deliver(&mut self, _key: &str, line: &[u8]) -> std::io::Result<()> {
-        self.writer.write_all(line)?;
-        self.writer.write_all(b"\n")
     }
 }
 

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 
 use crate::events::Publish;
 
-use super::{CounterDelta, CuratedImage};
+use super::rows::{CounterDelta, CuratedImage};
 
 /// A curated image's row: inserted if the catalog never saw its publish, else updated with its
 /// final counts, prompt cluster, hash and the run that emitted it.
@@ -127,7 +127,7 @@ impl BulkWrites for sqlx::PgConnection {
         let mut last: Vec<&CuratedImage<'_>> = images
             .iter()
             .rev()
-            .filter(|c| seen.insert(c.image.record.image_id.as_str()))
+            .filter(|c| seen.insert(c.image_id))
             .collect();
         last.reverse();
         let text = |field: for<'b> fn(&'b CuratedImage<'b>) -> &'b str| -> Vec<&str> {
@@ -135,14 +135,11 @@ impl BulkWrites for sqlx::PgConnection {
         };
         let follower_counts: Vec<i64> = last
             .iter()
-            .map(|c| followers(c.image.record.creator_followers))
+            .map(|c| followers(c.creator_followers))
             .collect();
-        let published: Vec<_> = last
-            .iter()
-            .map(|c| c.image.record.published_at.to_chrono())
-            .collect();
-        let views: Vec<i64> = last.iter().map(|c| i64::from(c.image.views)).collect();
-        let remixes: Vec<i64> = last.iter().map(|c| i64::from(c.image.remixes)).collect();
+        let published: Vec<_> = last.iter().map(|c| c.published_at.to_chrono()).collect();
+        let views: Vec<i64> = last.iter().map(|c| i64::from(c.views)).collect();
+        let remixes: Vec<i64> = last.iter().map(|c| i64::from(c.remixes)).collect();
         let phashes: Vec<Option<i64>> = last.iter().map(|c| phash_bits(c)).collect();
         let sql = format!(
             "{UPSERT_EMITTED_COLUMNS} SELECT u.*, $15::text, $16::timestamptz FROM UNNEST(\
@@ -151,15 +148,15 @@ impl BulkWrites for sqlx::PgConnection {
              $13::text[], $14::int8[]) AS u {UPSERT_EMITTED_CONFLICT}"
         );
         sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(text(|c| &c.image.record.image_id))
-            .bind(text(|c| &c.image.record.creator_id))
-            .bind(text(|c| &c.image.record.generation_id))
-            .bind(text(|c| &c.image.record.prompt))
-            .bind(text(|c| &c.image.record.image_uri))
-            .bind(text(|c| &c.image.record.model))
+            .bind(text(|c| c.image_id))
+            .bind(text(|c| c.creator_id))
+            .bind(text(|c| c.generation_id))
+            .bind(text(|c| c.prompt))
+            .bind(text(|c| c.image_uri))
+            .bind(text(|c| c.model))
             .bind(follower_counts)
             .bind(published)
-            .bind(text(|c| &c.image.record.publish_event_id))
+            .bind(text(|c| c.publish_event_id))
             .bind(views)
             .bind(remixes)
             .bind(text(|c| c.prompt_key))
@@ -230,19 +227,19 @@ impl BulkWrites for sqlx::SqliteConnection {
              $13, $14, $15, $16) {UPSERT_EMITTED_CONFLICT}"
         );
         for curated in images {
-            let r = &curated.image.record;
+            let r = curated;
             sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
-                .bind(r.image_id.as_str())
-                .bind(r.creator_id.as_str())
-                .bind(r.generation_id.as_str())
-                .bind(r.prompt.as_ref())
-                .bind(r.image_uri.as_str())
-                .bind(r.model.as_str())
+                .bind(r.image_id)
+                .bind(r.creator_id)
+                .bind(r.generation_id)
+                .bind(r.prompt)
+                .bind(r.image_uri)
+                .bind(r.model)
                 .bind(followers(r.creator_followers))
                 .bind(r.published_at.to_chrono())
-                .bind(r.publish_event_id.as_str())
-                .bind(i64::from(curated.image.views))
-                .bind(i64::from(curated.image.remixes))
+                .bind(r.publish_event_id)
+                .bind(i64::from(curated.views))
+                .bind(i64::from(curated.remixes))
                 .bind(curated.prompt_key)
                 .bind(curated.prompt_cluster)
                 .bind(phash_bits(curated))

@@ -8,7 +8,7 @@ use super::{Action, Generator};
 use crate::events::Event;
 use crate::events::timestamp::{MICROS_PER_HOUR, MICROS_PER_SECOND};
 
-use super::EventSink;
+use crate::sinks::EventSink;
 
 impl Generator<'_> {
     /// Formats the event and delivers it now, later (late delivery), twice (producer retry) or

@@ -21,16 +21,11 @@ use super::scenario::{Scenario, ScenarioError};
 use super::truth::TruthRow;
 use crate::events::timestamp::{MICROS_PER_HOUR, MICROS_PER_SECOND};
 use crate::events::{Event, Publish, Remix, Timestamp, View};
+use crate::sinks::EventSink;
 
 const MODELS: &[&str] = &["sdxl-1.0", "sd-1.5", "flux-schnell", "kandinsky-3"];
 /// Reposts copy one of the most recent images; older ones have left the feed.
 const REPOST_SOURCE_POOL: usize = 20_000;
-
-/// Where generated lines go. `key` is the creator id, the partitioning key on Kafka.
-pub trait EventSink {
-    type Error;
-    fn deliver(&mut self, key: &str, line: &[u8]) -> Result<(), Self::Error>;
-}
 
 /// What a published image looks like, for the renderer.
 #[derive(Debug, Clone)]

@@ -36,8 +36,6 @@ pub struct SceneSpec<'a> {
     pub quality: f64,
 }
 
-type Rgbf = [f64; 3];
-
 mod paint;
 mod theme;
 

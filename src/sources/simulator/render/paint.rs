@@ -5,7 +5,6 @@ use image::RgbImage;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
-use super::Rgbf;
 use super::theme::*;
 
 pub(super) fn hsv(h: f64, s: f64, v: f64) -> Rgbf {

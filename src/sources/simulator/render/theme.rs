@@ -1,5 +1,8 @@
 //! Prompt → theme: keyword tables for subject kind, hue, style and scene flags.
 
+/// A colour as red, green and blue in [0, 1].
+pub(super) type Rgbf = [f64; 3];
+
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(super) enum Kind {
     Disc,

@@ -1,11 +1,11 @@
-//! A hand-off to the poll thread of what it must act on between two polls (seeks the loop asks
-//! for, rebalances librdkafka reports). The poll thread looks after every message and something
+//! A hand-off to a reading thread of what it must act on between two reads (seeks the loop asks
+//! for, rebalances librdkafka reports). The thread looks after every message and something
 //! arrives rarely: a flag spares it a lock each time.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-pub(super) struct Mailbox<T> {
+pub struct Mailbox<T> {
     posted: AtomicBool,
     items: Mutex<Vec<T>>,
 }
@@ -20,7 +20,7 @@ impl<T> Default for Mailbox<T> {
 }
 
 impl<T> Mailbox<T> {
-    pub(super) fn post(&self, item: T) {
+    pub fn post(&self, item: T) {
         if let Ok(mut items) = self.items.lock() {
             items.push(item);
         }
@@ -28,7 +28,7 @@ impl<T> Mailbox<T> {
     }
 
     /// Everything posted since the last take, oldest first.
-    pub(super) fn take(&self) -> Vec<T> {
+    pub fn take(&self) -> Vec<T> {
         if !self.posted.swap(false, Ordering::Acquire) {
             return Vec::new();
         }

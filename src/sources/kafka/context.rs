@@ -7,19 +7,21 @@ use rdkafka::consumer::{BaseConsumer, ConsumerContext, Rebalance};
 use rdkafka::statistics::Statistics;
 use rdkafka::{ClientContext, TopicPartitionList};
 
-use super::mailbox::Mailbox;
-use super::metrics::StreamMetrics;
+use crate::sources::feed::RebalanceEvent;
+use crate::sources::mailbox::Mailbox;
+
+/// Where the consumer lag librdkafka's statistics report goes (the stream's metrics).
+pub trait LagGauge: Send + Sync {
+    fn lag(&self, partition: i32, lag: i64);
+}
 
 /// What librdkafka reports on its own: rebalances, for the loop to act on between messages,
 /// and statistics, whose consumer lag goes straight to the metrics.
 #[derive(Clone)]
-pub(super) struct RebalanceLog {
-    pub(super) events: Arc<Mailbox<RebalanceEvent>>,
-    pub(super) metrics: Arc<StreamMetrics>,
+pub struct RebalanceLog {
+    pub events: Arc<Mailbox<RebalanceEvent>>,
+    pub metrics: Arc<dyn LagGauge>,
 }
-
-/// (assigned rather than revoked, the partitions).
-pub(super) type RebalanceEvent = (bool, Vec<i32>);
 
 impl ClientContext for RebalanceLog {
     fn stats(&self, statistics: Statistics) {
@@ -54,7 +56,7 @@ impl RebalanceLog {
         self.events.post((assigned, partitions));
     }
 
-    pub(super) fn take(&self) -> Vec<RebalanceEvent> {
+    pub fn take(&self) -> Vec<RebalanceEvent> {
         self.events.take()
     }
 }

@@ -3,9 +3,12 @@
 //! consumer). The producer is idempotent (`enable.idempotence`: acks from all in-sync replicas,
 //! no duplicates or reordering on retry), and every delivery is confirmed before `finish`
 //! returns: a message the broker did not take is an error, never a silent loss. A missing topic
-//! is created before the first message (see `ensure_topic`). The streaming
-//! consumer's dead letters are copied to a topic here as well, and the consumer's fetch
-//! settings are kept here beside the producer's.
+//! is created before the first message (see `ensure_topic`). The streaming consumer's dead
+//! letters are copied to a topic of their own (`dead_letters`).
+
+mod dead_letters;
+
+pub use dead_letters::DeadLetterTopic;
 
 use std::sync::Arc;
 use std::sync::Mutex;
@@ -18,32 +21,11 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
-use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{
-    BaseRecord, DeliveryResult, FutureProducer, FutureRecord, Producer, ProducerContext,
-    ThreadedProducer,
-};
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::types::RDKafkaRespErr;
 use tracing::info;
 
-use super::simulator::EventSink;
-use crate::events::DeadLetter;
-
-/// How every consumer of the events reads them: the ingest loop, and the bare loop it is
-/// measured against (a baseline with other fetch settings would measure librdkafka's tuning,
-/// not the consumer).
-pub fn consumer_config(brokers: &str, group: &str) -> ClientConfig {
-    let mut config = ClientConfig::new();
-    config
-        .set("bootstrap.servers", brokers)
-        .set("group.id", group)
-        .set("enable.auto.commit", "false")
-        .set("auto.offset.reset", "earliest")
-        // librdkafka's default pauses a partition's fetching for a whole second whenever its
-        // local queue is full: a fast consumer would then wait on the backoff, not on the broker.
-        .set("fetch.queue.backoff.ms", "50");
-    config
-}
+use super::EventSink;
 
 /// Where and how to produce.
 #[derive(Debug, Clone)]
@@ -332,80 +314,5 @@ impl EventSink for KafkaSink {
         // One event per message: the line without its newline.
         let payload = line.strip_suffix(b"\n").unwrap_or(line);
         self.send(key, payload)
-    }
-}
-
-/// The dead-letter topic: each dead letter's raw bytes as the value, keyed by where it was read
-/// (`topic/partition/offset`, which also lets a reader drop the copies a crash may resend), with
-/// `reason`, `detail` and `position` headers. Every send is awaited, so a commit that follows
-/// has its letters on the topic (at least once; the catalog's table is exactly once).
-pub struct DeadLetterTopic {
-    producer: FutureProducer,
-    topic: String,
-}
-
-/// How long one dead letter may take to be acknowledged.
-const DEAD_LETTER_TIMEOUT: Duration = Duration::from_secs(30);
-
-impl DeadLetterTopic {
-    pub fn connect(
-        brokers: &str,
-        topic: &str,
-        settings: &[(String, String)],
-    ) -> Result<Self, KafkaSinkError> {
-        let mut config = ClientConfig::new();
-        config
-            .set("bootstrap.servers", brokers)
-            .set("enable.idempotence", "true")
-            .set("acks", "all");
-        for (key, value) in settings {
-            config.set(key, value);
-        }
-        Ok(Self {
-            producer: config.create()?,
-            topic: topic.to_owned(),
-        })
-    }
-
-    pub fn topic(&self) -> &str {
-        &self.topic
-    }
-
-    pub async fn send(&self, letters: &[DeadLetter]) -> Result<(), KafkaSinkError> {
-        let positions: Vec<String> = letters.iter().map(|l| l.position.to_string()).collect();
-        let sends = letters.iter().zip(&positions).map(|(letter, position)| {
-            let headers = OwnedHeaders::new()
-                .insert(Header {
-                    key: "reason",
-                    value: Some(letter.reason.as_str()),
-                })
-                .insert(Header {
-                    key: "detail",
-                    value: Some(letter.detail.as_str()),
-                })
-                .insert(Header {
-                    key: "position",
-                    value: Some(position),
-                });
-            let record = FutureRecord::to(&self.topic)
-                .key(position)
-                .payload(letter.raw.as_slice())
-                .headers(headers);
-            self.producer.send(record, DEAD_LETTER_TIMEOUT)
-        });
-        let results = futures::future::join_all(sends).await;
-        let failed: Vec<String> = results
-            .into_iter()
-            .filter_map(|r| r.err().map(|(error, _)| error.to_string()))
-            .collect();
-        match failed.first() {
-            None => Ok(()),
-            Some(first) => Err(KafkaSinkError::Undelivered {
-                topic: self.topic.clone(),
-                sent: letters.len() as u64,
-                failed: failed.len() as u64,
-                first: first.clone(),
-            }),
-        }
     }
 }

@@ -7,6 +7,10 @@ use std::path::{Path, PathBuf};
 
 use super::SourceError;
 
+mod feed;
+
+pub use feed::{FileFeed, FileLink};
+
 pub struct Record<'a> {
     /// The line without its newline, or its first `max_record_bytes + 1` bytes when longer.
     pub payload: &'a [u8],
