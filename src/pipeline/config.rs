@@ -40,30 +40,9 @@ pub struct PipelineConfig {
     /// included; where the data and the model go is the pipeline's to decide.
     #[serde(default)]
     pub train: crate::train::TrainOptions,
+    /// The evaluation stage: pairwise accuracy of the trained model and its starting point.
     #[serde(default)]
-    pub eval: EvalConfig,
-}
-
-/// The evaluation stage: pairwise accuracy of the trained model and its starting point.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct EvalConfig {
-    pub split: String,
-    pub bootstrap: usize,
-    pub batch_size: usize,
-    pub limit: Option<usize>,
-}
-
-impl Default for EvalConfig {
-    fn default() -> Self {
-        let defaults = crate::train::EvalOptions::default();
-        Self {
-            split: defaults.split,
-            bootstrap: defaults.bootstrap,
-            batch_size: defaults.batch_size,
-            limit: defaults.limit,
-        }
-    }
+    pub eval: crate::train::EvalOptions,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -316,5 +295,36 @@ users = 10
     fn unknown_keys_are_errors_not_silently_ignored() {
         let vars = [("SR_SIMULATE__USRES".to_owned(), "5".to_owned())];
         assert!(PipelineConfig::from_toml_with_env(TEXT, vars).is_err());
+    }
+
+    /// `[eval]` is `EvalOptions`: its own four keys, nothing a pipeline decides itself.
+    #[test]
+    fn the_eval_section_takes_its_settings_only() {
+        let text =
+            format!("{TEXT}[eval]\nsplit = \"val\"\nbootstrap = 10\nbatch_size = 4\nlimit = 9\n");
+        let config = PipelineConfig::from_toml_with_env(&text, []).unwrap();
+        let eval = &config.eval;
+        assert_eq!(
+            (
+                eval.split.as_str(),
+                eval.bootstrap,
+                eval.batch_size,
+                eval.limit
+            ),
+            ("val", 10, 4, Some(9))
+        );
+        assert_eq!(
+            serde_json::to_string(eval).unwrap(),
+            r#"{"split":"val","bootstrap":10,"batch_size":4,"limit":9}"#
+        );
+        for decided_by_the_pipeline in ["model = \"m\"", "seed = 1", "cpu_only = true"] {
+            let text = format!("{TEXT}[eval]\n{decided_by_the_pipeline}\n");
+            assert!(
+                PipelineConfig::from_toml_with_env(&text, []).is_err(),
+                "{decided_by_the_pipeline}"
+            );
+        }
+        let defaults = PipelineConfig::from_toml_with_env(TEXT, []).unwrap().eval;
+        assert_eq!(defaults, crate::train::EvalOptions::default());
     }
 }

@@ -165,13 +165,10 @@ async fn run_stage(
                 model: format!("{}/model", train.out),
                 triplets: train.triplets,
                 images: train.images,
-                split: config.eval.split.clone(),
                 baseline: None,
-                batch_size: config.eval.batch_size,
-                bootstrap: config.eval.bootstrap,
                 seed: config.train.seed,
-                limit: config.eval.limit,
                 cpu_only: config.train.cpu_only,
+                ..config.eval.clone()
             })
             .await?;
             StageOutcome::Eval(summary)

@@ -3,7 +3,7 @@
 //! a bootstrap 95% interval, for a trained model and its untrained starting point side by side.
 
 use rand::{Rng, SeedableRng};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::data::{ImageLoader, TripletRow, read_triplets};
 use super::model::{MODEL_CARD_FILE, RewardModel};
@@ -94,18 +94,32 @@ pub fn bootstrap_ci95(flags: &[bool], resamples: usize, seed: u64) -> Option<[f6
     Some([at(0.025), at(0.975)])
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// An evaluation's settings. The same struct is a pipeline's `[eval]` section (deserialized:
+/// every key optional, unknown keys refused) and what `social-reward eval`'s flags override;
+/// which model, data and machine are not settings of the section (a pipeline takes them from
+/// its `[train]` and its outputs), so serde neither reads nor writes them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct EvalOptions {
-    pub model: String,
-    pub triplets: String,
-    pub images: String,
+    /// The split scored: `test` (or `val`, `train`).
     pub split: String,
-    /// The untrained model compared against; by default the `base_model` of the model card.
-    pub baseline: Option<String>,
-    pub batch_size: usize,
+    /// Bootstrap resamples for the 95% intervals.
     pub bootstrap: usize,
-    pub seed: u64,
+    pub batch_size: usize,
+    /// Score at most this many pairs (the first ones).
     pub limit: Option<usize>,
+    #[serde(skip)]
+    pub model: String,
+    #[serde(skip)]
+    pub triplets: String,
+    #[serde(skip)]
+    pub images: String,
+    /// The untrained model compared against; by default the `base_model` of the model card.
+    #[serde(skip)]
+    pub baseline: Option<String>,
+    #[serde(skip)]
+    pub seed: u64,
+    #[serde(skip)]
     pub cpu_only: bool,
 }
 
