@@ -14,13 +14,15 @@ pub mod evaluate;
 pub mod fit;
 pub mod loss;
 pub mod model;
+pub mod options;
 pub mod preprocess;
 pub mod spec;
 pub mod tokenize;
 
 pub use evaluate::{EvalOptions, EvalSummary, evaluate};
-pub use fit::{ModelChoice, TrainOptions, TrainSummary, train};
+pub use fit::train;
 pub use model::RewardModel;
+pub use options::{ModelChoice, TrainOptions, TrainSummary};
 pub use spec::{ClipSpec, Trainable};
 
 /// What went wrong in training, evaluating or scoring, by cause; each carries what a caller
