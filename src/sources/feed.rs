@@ -40,10 +40,11 @@ impl ChunkSize {
         bytes: 1 << 20,
     };
 }
+
 /// Chunks (and marks) waiting for the driver before reading pauses: bounds the memory between
 /// the two threads (8 chunks of 4,096 messages, with their buffers kept for reuse, were 30 MB
 /// of peak memory more than a loop without a reading thread).
-pub const QUEUE: usize = 4;
+const QUEUE: usize = 4;
 
 /// (assigned rather than revoked, the partitions).
 pub type RebalanceEvent = (bool, Vec<i32>);
