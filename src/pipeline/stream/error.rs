@@ -59,13 +59,6 @@ pub enum StreamError {
         #[source]
         source: KafkaError,
     },
-    /// librdkafka gave up on the consumer (`MessageConsumptionFatal`).
-    #[error("kafka: fatal consumer error: {0}")]
-    ConsumerFatal(String),
-    #[error("the kafka poll thread could not start: {0}")]
-    PollThread(#[source] std::io::Error),
-    #[error("the kafka poll thread stopped")]
-    PollThreadStopped,
     #[error("the commit task stopped")]
     CommitterStopped,
     #[error("dead-letter topic {topic}: {source}")]
@@ -80,8 +73,6 @@ pub enum StreamError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{0} event files: more than a partition number holds")]
-    TooManyFiles(usize),
     /// `until_idle`: nothing to read, because nothing was handed to this consumer.
     #[error(
         "no partition of {topic} ({partitions_at_start} at the start) was assigned to \

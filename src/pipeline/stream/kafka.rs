@@ -16,7 +16,7 @@ use tracing::{info, warn};
 
 use crate::events::Validator;
 use crate::sources::kafka::{Poller, RebalanceLog, consumer_config, high_watermarks};
-use crate::sources::{PartitionSource, Polled};
+use crate::sources::{PartitionSource, Polled, SourceError};
 
 use super::consumption::{Consumption, Flow, Start, finish};
 use super::error::StreamError;
@@ -85,8 +85,7 @@ pub(super) async fn consume(
     let validator =
         Validator::new(settings.limits.clone(), settings.now).map_err(StreamError::from)?;
     let consumer = Arc::new(consumer);
-    let (poller, link, mut polled) = Poller::start(consumer.clone(), &options.topic, validator)
-        .map_err(StreamError::PollThread)?;
+    let (poller, link, mut polled) = Poller::start(consumer.clone(), &options.topic, validator)?;
     let ctx = Ctx {
         options,
         catalog: start.catalog,
@@ -116,7 +115,7 @@ pub(super) async fn consume(
         let ticked = matches!(wake, Wake::Tick);
         let mut next = match wake {
             Wake::Polled(Some(polled)) => Some(polled),
-            Wake::Polled(None) => return Err(StreamError::PollThreadStopped),
+            Wake::Polled(None) => return Err(SourceError::ReaderStopped.into()),
             Wake::Committed(answer) => {
                 if let Some(answer) = answer {
                     let (done, retries) = answer?;

@@ -91,7 +91,7 @@ impl Poller {
         consumer: Arc<BaseConsumer<RebalanceLog>>,
         topic: &str,
         validator: Validator,
-    ) -> std::io::Result<(ReadingThread, ConsumerLink, mpsc::Receiver<Polled>)> {
+    ) -> Result<(ReadingThread, ConsumerLink, mpsc::Receiver<Polled>), SourceError> {
         let seeks = Arc::new(SeekRequests::default());
         let poll = PollThread {
             consumer: consumer.clone(),
@@ -101,6 +101,10 @@ impl Poller {
         let (thread, spares, receiver) =
             ReadingThread::spawn("kafka-poll", ChunkSize::BROKER, validator, move |out| {
                 poll.run(&out)
+            })
+            .map_err(|source| SourceError::Thread {
+                what: "kafka poll",
+                source,
             })?;
         let link = ConsumerLink {
             consumer,
