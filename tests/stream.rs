@@ -529,6 +529,53 @@ async fn the_file_input_streams_like_kafka_on_sqlite() {
     catalog.close().await;
 }
 
+/// A file shorter than one chunk is read to its end before the restarted stream has folded its
+/// first record: the seek past what the stopped run committed comes after the reading thread
+/// has sent `Drained`, and must still be made (it once ended the run there, losing the rest).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_over_a_short_file_reads_past_its_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let Simulated { events, lines } = Simulated::in_file(dir.path(), scenario(40, 0.5, 5));
+    assert!(lines < 8_000, "not shorter than a chunk: {lines} lines");
+    let (batch, expected) = batch_curate(&events, &dir.path().join("batch")).await;
+    assert!(batch.triplets > 0, "{batch:?}");
+
+    let url = format!("sqlite:{}", dir.path().join("catalog.db").display());
+    let catalog = Catalog::open(&url).await.unwrap();
+    let out = dir.path().join("stream");
+    let file_options = || {
+        let mut o = options("unused", "short", &out);
+        o.input = StreamInput::Files(vec![events.clone()]);
+        o.until_idle = Some(Duration::from_millis(200));
+        o
+    };
+    // The first run sees the first half of the file and is stopped: it commits what it read,
+    // as a service stopped by its operator does, with the sessions still open.
+    let text = std::fs::read_to_string(&events).unwrap();
+    let half: String = text.split_inclusive('\n').take(lines as usize / 2).collect();
+    std::fs::write(&events, half).unwrap();
+    let stopped = run_stream(&file_options(), &catalog, std::future::ready(()))
+        .await
+        .unwrap();
+    assert_eq!(stopped.messages, lines / 2, "{stopped:?}");
+    let committed = catalog.stored_offsets("short", "events").await.unwrap();
+    assert_eq!(committed, vec![(0, lines as i64 / 2)]);
+
+    std::fs::write(&events, text).unwrap();
+    let last = stream(&file_options(), &catalog).await;
+    assert!(!last.aborted);
+    assert_eq!(
+        last.counts.lines, lines,
+        "every line counted once: {last:?}"
+    );
+    assert_eq!(
+        triplet_files(&out),
+        expected,
+        "file stream and batch differ"
+    );
+    catalog.close().await;
+}
+
 /// A small stream on a mock cluster of its own, one topic "events"; the catalog is SQLite.
 async fn small_stream(
     dir: &Path,

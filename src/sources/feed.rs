@@ -64,7 +64,9 @@ pub enum Polled {
     ConsumerError(KafkaError),
     /// `partition` was read to its end (a file).
     Ended(i32),
-    /// Every partition was read to its end: nothing more will come (files).
+    /// Every partition was read to its end, and every seek asked for before was made (files).
+    /// A seek asked for later is still made: its mark, its records and another `Drained`
+    /// follow, so a driver that waits on a seek's mark goes on past this one.
     Drained,
     /// The source cannot go on.
     Failed(SourceError),
@@ -287,6 +289,11 @@ impl Handover {
         }
         let full = std::mem::replace(chunk, self.spares.take());
         self.send(Polled::Records(Chunk::parse(full, &self.validator)))
+    }
+
+    /// The driver dropped its receiver: nothing sent would be read.
+    pub fn driver_gone(&self) -> bool {
+        self.out.is_closed()
     }
 
     /// `false` once the driver is gone.

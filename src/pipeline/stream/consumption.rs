@@ -100,6 +100,11 @@ impl<'a> Consumption<'a> {
         }
     }
 
+    /// A seek was asked for whose mark has not come yet.
+    pub(super) fn awaiting_seek(&self) -> bool {
+        self.runs.values().any(|run| run.seeking)
+    }
+
     /// The poll thread made a seek asked for by opening `epoch` of the partition: its later
     /// messages come from there.
     pub(super) fn sought(

@@ -58,7 +58,8 @@ pub(super) async fn consume(
                 epoch,
                 result,
             }) => state.sought(partition, epoch, result)?,
-            Some(Polled::Drained) => drained = true,
+            // A seek of ours not made yet is made after this mark, and drains again.
+            Some(Polled::Drained) => drained = !state.awaiting_seek(),
             Some(Polled::Failed(error)) => return Err(error.into()),
             // Files end one by one, and have no group to rebalance nor broker to fail.
             Some(Polled::Ended(_) | Polled::Rebalance(_) | Polled::ConsumerError(_)) => {}

@@ -20,6 +20,8 @@ use crate::sources::mailbox::Mailbox;
 
 /// Records read between two looks at the seeks asked for.
 const RUN_OF_RECORDS: usize = 256;
+/// How often the thread looks for seeks once every file is read (until it is stopped).
+const LATE_SEEK_POLL: std::time::Duration = std::time::Duration::from_millis(5);
 
 /// Seeks the driver asked for (partition, offset, epoch), made between two runs of records.
 type SeekRequests = Mailbox<(i32, i64, u64)>;
@@ -113,13 +115,11 @@ impl ReadThread {
     fn run(self, out: &Handover) {
         let mut chunk = out.chunk();
         let reader = Reader { thread: &self, out };
-        match reader.read_all(&mut chunk) {
-            Ok(()) => {
-                if out.flush(&mut chunk) {
-                    out.send(Polled::Drained);
-                }
-            }
-            Err(Stop::Gone) => {}
+        let read = reader
+            .read_all(&mut chunk)
+            .and_then(|()| reader.serve_late_seeks(&mut chunk));
+        match read {
+            Ok(()) | Err(Stop::Gone) => {}
             Err(Stop::Failed(error)) => {
                 // What was read before the error goes first, as from a broker.
                 if out.flush(&mut chunk) {
@@ -143,13 +143,47 @@ impl Reader<'_> {
         for partition in (0..).take(self.thread.paths.len()) {
             let offset = start_at.remove(&partition).unwrap_or(0);
             let mut reader = self.open(partition, offset)?;
-            while self.take_seeks(partition, &mut reader, &mut start_at, chunk)? {
+            loop {
+                if self.out.stopping() {
+                    return Err(Stop::Gone);
+                }
+                let seeks = self.thread.seeks.take();
+                self.make_seeks(seeks, Some((partition, &mut reader)), &mut start_at, chunk)?;
                 if !self.read_some(partition, &mut reader, chunk)? {
                     break;
                 }
             }
         }
         Ok(())
+    }
+
+    /// Every file is read: `Drained`, then the seeks that still come until the driver stops
+    /// the thread. A seek the driver asked for just as the last file ended would otherwise be
+    /// lost, and with it what a restarted stream reads past its committed offsets; each is
+    /// made (an earlier file read again from there) and followed by another `Drained`, so the
+    /// driver ends on a `Drained` with no seek of its own left unanswered.
+    fn serve_late_seeks(&self, chunk: &mut ChunkBytes) -> Result<(), Stop> {
+        let mut start_at = HashMap::new();
+        loop {
+            if !self.out.flush(chunk) || !self.out.send(Polled::Drained) {
+                return Err(Stop::Gone);
+            }
+            let seeks = loop {
+                if self.out.stopping() || self.out.driver_gone() {
+                    return Err(Stop::Gone);
+                }
+                let seeks = self.thread.seeks.take();
+                if !seeks.is_empty() {
+                    break seeks;
+                }
+                std::thread::sleep(LATE_SEEK_POLL);
+            };
+            self.make_seeks(seeks, None, &mut start_at, chunk)?;
+            if let Some(&partition) = start_at.keys().next() {
+                // Past the last file: a partition no file stands for.
+                return Err(Stop::Failed(SourceError::NoSuchPartition(partition)));
+            }
+        }
     }
 
     /// Reads a few records of `partition` into chunks; `false` at the end of its file.
@@ -181,27 +215,27 @@ impl Reader<'_> {
         Ok(true)
     }
 
-    /// Makes the seeks asked for since the last look, each after its `Sought` mark: the file
-    /// at hand is reopened there, a later one will start there, and an earlier one is read
-    /// again from there to its end. `false` once reading should stop.
-    fn take_seeks(
+    /// Makes `seeks`, each after its `Sought` mark: the file at hand (`current`) is reopened
+    /// there, a later one will start there, and an earlier one is read again from there to its
+    /// end.
+    fn make_seeks(
         &self,
-        current: i32,
-        reader: &mut JsonlReader,
+        seeks: Vec<(i32, i64, u64)>,
+        mut current: Option<(i32, &mut JsonlReader)>,
         start_at: &mut HashMap<i32, i64>,
         chunk: &mut ChunkBytes,
-    ) -> Result<bool, Stop> {
-        if self.out.stopping() {
-            return Err(Stop::Gone);
-        }
-        let seeks = self.thread.seeks.take();
+    ) -> Result<(), Stop> {
         if seeks.is_empty() {
-            return Ok(true);
+            return Ok(());
         }
         // Records read before a seek go before its mark.
         if !self.out.flush(chunk) {
             return Err(Stop::Gone);
         }
+        // With no file at hand, every file was read: all are earlier ones.
+        let at = current
+            .as_ref()
+            .map_or(self.thread.paths.len() as i32, |(partition, _)| *partition);
         for (partition, offset, epoch) in seeks {
             let mark = Polled::Sought {
                 partition,
@@ -211,18 +245,20 @@ impl Reader<'_> {
             if !self.out.send(mark) {
                 return Err(Stop::Gone);
             }
-            match partition.cmp(&current) {
-                std::cmp::Ordering::Equal => *reader = self.open(partition, offset)?,
-                std::cmp::Ordering::Greater => {
-                    start_at.insert(partition, offset);
+            match (partition.cmp(&at), current.as_mut()) {
+                (std::cmp::Ordering::Equal, Some((_, reader))) => {
+                    **reader = self.open(partition, offset)?;
                 }
-                std::cmp::Ordering::Less => {
+                (std::cmp::Ordering::Less, _) => {
                     let mut earlier = self.open(partition, offset)?;
                     while self.read_some(partition, &mut earlier, chunk)? {}
                 }
+                _ => {
+                    start_at.insert(partition, offset);
+                }
             }
         }
-        Ok(true)
+        Ok(())
     }
 
     /// File `partition` with its first `offset` lines read past.
@@ -275,11 +311,13 @@ mod tests {
         FileFeed::start(paths, validator).unwrap()
     }
 
-    /// Everything until `Drained`, with `on_first` called once the first chunk is in.
+    /// Everything until a `Drained` with no seek left unanswered: `asked` seeks were asked for
+    /// before, and `on_first`, called once the first chunk is in, says how many it asks for.
     fn drain(
         link: &FileLink,
         receiver: &mut mpsc::Receiver<Polled>,
-        mut on_first: impl FnMut(&FileLink),
+        mut asked: usize,
+        mut on_first: impl FnMut(&FileLink) -> usize,
     ) -> Vec<Seen> {
         let mut seen = Vec::new();
         let mut first = true;
@@ -291,16 +329,21 @@ mod tests {
                     }
                     link.recycle(chunk);
                     if std::mem::take(&mut first) {
-                        on_first(link);
+                        asked += on_first(link);
                     }
                 }
                 Polled::Sought {
                     partition, epoch, ..
-                } => seen.push(Seen::Sought(partition, epoch)),
+                } => {
+                    asked -= 1;
+                    seen.push(Seen::Sought(partition, epoch));
+                }
                 Polled::Ended(partition) => seen.push(Seen::Ended(partition)),
                 Polled::Drained => {
                     seen.push(Seen::Drained);
-                    break;
+                    if asked == 0 {
+                        break;
+                    }
                 }
                 Polled::Failed(error) => panic!("{error}"),
                 Polled::Rebalance(_) | Polled::ConsumerError(_) => panic!("not from files"),
@@ -332,7 +375,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let paths = files(dir.path(), &[3, 0, 2]);
         let (feed, link, mut receiver) = start(paths.clone());
-        let seen = drain(&link, &mut receiver, |_| {});
+        let seen = drain(&link, &mut receiver, 0, |_| 0);
         use Seen::*;
         assert_eq!(
             seen,
@@ -366,7 +409,7 @@ mod tests {
         let paths = files(dir.path(), &[100_000, 3_000]);
         let (feed, link, mut receiver) = start(paths.clone());
         link.seek(1, 5, 1);
-        let seen = drain(&link, &mut receiver, |_| {});
+        let seen = drain(&link, &mut receiver, 1, |_| 0);
         assert_eq!(
             after_mark(&seen, 1, Some(1)),
             (5..3_000).collect::<Vec<_>>()
@@ -378,12 +421,40 @@ mod tests {
         // reading it or has gone on to the next file, what follows the mark is 10 to its end,
         // and the other file is read once.
         let (feed, link, mut receiver) = start(files(dir.path(), &[3_000, 3_000]));
-        let seen = drain(&link, &mut receiver, |link| link.seek(0, 10, 7));
+        let seen = drain(&link, &mut receiver, 0, |link| {
+            link.seek(0, 10, 7);
+            1
+        });
         assert_eq!(
             after_mark(&seen, 0, Some(7)),
             (10..3_000).collect::<Vec<_>>()
         );
         assert_eq!(after_mark(&seen, 1, None), (0..3_000).collect::<Vec<_>>());
+        feed.stop(receiver);
+    }
+
+    #[test]
+    fn a_seek_after_the_last_file_is_still_made_and_drains_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let (feed, link, mut receiver) = start(files(dir.path(), &[4, 2]));
+        let first = drain(&link, &mut receiver, 0, |_| 0);
+        assert_eq!(first.last(), Some(&Seen::Drained));
+        // The thread has sent `Drained` and waits: a restarted stream's seek past what it
+        // had committed comes just then.
+        link.seek(0, 1, 3);
+        let again = drain(&link, &mut receiver, 1, |_| 0);
+        use Seen::*;
+        assert_eq!(
+            again,
+            [
+                Sought(0, 3),
+                Record(0, 1),
+                Record(0, 2),
+                Record(0, 3),
+                Ended(0),
+                Drained
+            ]
+        );
         feed.stop(receiver);
     }
 }
