@@ -29,6 +29,7 @@ LAYERS = [
     ["curate"],
     ["train"],
     ["finetune"],
+    ["analysis"],
     ["pipeline"],
     ["bench"],
     ["cli", "main"],

@@ -79,6 +79,28 @@ unset SR_CATALOG__URL
 mapfile -t pictures < <(find "$work/sim/images" -name '*.png' | sort | head -n 60)
 [ ${#pictures[@]} -gt 0 ] || { echo "the simulation drew no pictures" >&2; exit 1; }
 "$venv/bin/python" scripts/check_transformers.py "$work/reward" --binary "$bin" "${pictures[@]}"
+
+# Analysts open the curated folder with the usual clients, and run sql/ with `query` and DuckDB.
+echo "== pandas, pyarrow, DuckDB and polars read the triplets; sql/ agrees in query and DuckDB"
+if ! "$venv/bin/python" -c "import pandas, pyarrow, duckdb, polars, selenium" 2>/dev/null; then
+  echo "installing pandas, pyarrow, duckdb, polars and selenium into $venv"
+  "$venv/bin/python" -m pip install -q pandas pyarrow duckdb polars selenium
+fi
+"$venv/bin/python" scripts/check_analysts.py --bin "$bin" --data "$work/curated" \
+  --db "sqlite:$work/catalog.db"
+
+# The report is looked at as a person would: in headless Chromium (Debian's, driven by selenium).
+echo "== the report opens in Chromium with its plots and pictures"
+if ! command -v chromedriver >/dev/null || [ ! -x /usr/lib/chromium/chromium ]; then
+  echo "installing chromium and chromium-driver"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq chromium chromium-driver
+fi
+"$bin" --quiet report --out "$work/report" --data "$work/curated" --images "$work/sim/images" \
+  --db "sqlite:$work/catalog.db" >/dev/null
+"$venv/bin/python" scripts/check_report.py "$work/report/index.html" \
+  --screenshot "$work/report.png" --min-plots 7
 rm -rf "$work"
 trap - EXIT
 

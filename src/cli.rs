@@ -1,5 +1,6 @@
 //! The command line: parse arguments, call the library, print one JSON summary line on stdout.
 
+mod analysis;
 mod model;
 mod stream;
 
@@ -23,7 +24,7 @@ use social_reward::store::Catalog;
     about = "Turn views and remixes of AI-generated images into debiased preference triplets, \
              and train a reward model on them.",
     after_help = "Every command prints a one-line JSON summary on stdout (`run` a table for \
-                  people, JSON with --json); warnings and progress go to stderr (-v or \
+                  people, JSON with --json; `query` its result); warnings and progress go to stderr (-v or \
                   RUST_LOG=info for the log, RUST_LOG=debug for more)."
 )]
 pub struct Cli {
@@ -66,6 +67,12 @@ enum Command {
     Eval(model::EvalArgs),
     /// Score images against a prompt: one JSON line per image.
     Score(model::ScoreArgs),
+    /// SQL over the curated triplets and the catalog (polars SQL), e.g.
+    /// `query "SELECT split, count(*) FROM triplets GROUP BY split"` or `--file sql/X.sql`.
+    Query(analysis::QueryArgs),
+    /// Write the dataset's report: one self-contained HTML page with plots, tables and sample
+    /// pairs (open data/report/index.html in a browser).
+    Report(analysis::ReportArgs),
     /// Catalog administration.
     Db {
         #[command(subcommand)]
@@ -157,6 +164,10 @@ struct CurateArgs {
     /// Do not use a catalog: no manifest, no memory of curated sessions (benchmarks).
     #[arg(long, conflicts_with = "db")]
     no_catalog: bool,
+    /// How the files name their pictures: as published (relative to --images), absolute
+    /// paths, or URLs (default: the config's path_style, else relative).
+    #[arg(long, value_enum)]
+    path_style: Option<social_reward::curate::PathStyle>,
 }
 
 #[derive(Args)]
@@ -291,6 +302,17 @@ pub fn main() -> Result<()> {
         Command::Score(args) => runtime()?.block_on(model::score(args)),
         Command::Curate(args) => print(&runtime()?.block_on(curate(args, progress))?),
         Command::Ingest(args) => print(&runtime()?.block_on(stream::ingest(args))?),
+        Command::Query(args) => {
+            // A terminal table shows every row the query asked for, not polars' first and
+            // last few (POLARS_FMT_MAX_ROWS still decides when set). Set before any thread
+            // is started.
+            if std::env::var_os("POLARS_FMT_MAX_ROWS").is_none() {
+                // SAFETY: single-threaded here; nothing reads the environment concurrently.
+                unsafe { std::env::set_var("POLARS_FMT_MAX_ROWS", "-1") };
+            }
+            runtime()?.block_on(analysis::query(args))
+        }
+        Command::Report(args) => print(&runtime()?.block_on(analysis::report(args, progress))?),
         Command::Db {
             command: DbCommand::Migrate { db },
         } => {
@@ -401,10 +423,13 @@ async fn curate(args: CurateArgs, progress: bool) -> Result<social_reward::curat
         Some(path) => Some(PipelineConfig::load(path)?),
         None => None,
     };
-    let (config, limits) = match &pipeline {
+    let (mut config, limits) = match &pipeline {
         Some(p) => (p.curate.clone(), p.validation.clone()),
         None => (CurateConfig::default(), Limits::default()),
     };
+    if let Some(style) = args.path_style {
+        config.path_style = style;
+    }
     let image_dedup = match (&args.hashes, args.no_image_dedup) {
         (Some(path), _) => ImageDedup::Supplied(path.clone()),
         (None, true) => ImageDedup::Off,
@@ -501,8 +526,25 @@ fn init_logging(default: &str) {
 }
 
 fn print<T: Serialize>(summary: &T) -> Result<()> {
-    println!("{}", serde_json::to_string(summary)?);
+    use std::io::Write;
+    writeln!(
+        std::io::stdout().lock(),
+        "{}",
+        serde_json::to_string(summary)?
+    )?;
     Ok(())
+}
+
+/// The reader of stdout went away (`| head`): the output was not wanted further, which is no
+/// error of ours.
+pub fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+            // polars' writers keep the io::Error inside, out of the chain, with its text.
+            || cause.to_string().contains("Broken pipe (os error 32)")
+    })
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 //! `curate` turns events into triplets, `store` keeps state and results, `train` and `finetune`
 //! consume the triplets, and `pipeline` runs the stages.
 
+pub mod analysis;
 pub mod bench;
 pub mod curate;
 pub mod events;

@@ -7,7 +7,7 @@ use std::borrow::Cow;
 
 use social_reward::events::{DeadLetter, Publish, Reason, Rejection, SourcePosition, Timestamp};
 use social_reward::store::{
-    Catalog, CommitOutcome, ConsumedOffsets, CounterDelta, PartitionCommit, RunStatus,
+    Catalog, CatalogTable, CommitOutcome, ConsumedOffsets, CounterDelta, PartitionCommit, RunStatus,
 };
 
 fn publish(image_id: &str) -> Publish<'static> {
@@ -163,6 +163,59 @@ async fn exercise(catalog: &Catalog) {
 
     let counts = catalog.table_counts().await.unwrap();
     assert_eq!((counts.images, counts.dead_letters, counts.runs), (2, 2, 1));
+    tables_read_the_same_on_either_backend(catalog).await;
+}
+
+/// Analysts' tables (`query`, `report`): one type per column whichever backend holds it, so the
+/// same SQL gives the same result on SQLite and PostgreSQL.
+async fn tables_read_the_same_on_either_backend(catalog: &Catalog) {
+    use polars::prelude::*;
+    for table in CatalogTable::ALL {
+        catalog.table_frame(table).await.unwrap_or_else(|e| {
+            panic!("{} on {}: {e}", table.name(), catalog.backend());
+        });
+    }
+    let images = catalog.table_frame(CatalogTable::Images).await.unwrap();
+    assert_eq!(images.height(), 2);
+    let published = images.column("published_at").unwrap();
+    assert_eq!(
+        published.dtype(),
+        &DataType::Datetime(TimeUnit::Microseconds, None)
+    );
+    assert_eq!(
+        published.datetime().unwrap().physical().get(0),
+        Some(1_767_225_600_000_000),
+        "2026-01-01T00:00:00Z"
+    );
+    assert_eq!(
+        images.column("creator_followers").unwrap().dtype(),
+        &DataType::Int64
+    );
+    let prompt = images.column("prompt").unwrap().str().unwrap().get(0);
+    assert_eq!(prompt, Some("a fox'); DROP TABLE images; --"));
+    let runs = catalog.table_frame(CatalogTable::Runs).await.unwrap();
+    let metrics = runs
+        .column("metrics")
+        .unwrap()
+        .str()
+        .unwrap()
+        .get(0)
+        .unwrap();
+    let metrics: serde_json::Value = serde_json::from_str(metrics).unwrap();
+    assert_eq!(
+        metrics,
+        serde_json::json!({"images": 2}),
+        "JSON as its text"
+    );
+    let letters = catalog
+        .table_frame(CatalogTable::DeadLetters)
+        .await
+        .unwrap();
+    assert_eq!(letters.height(), 2);
+    assert_eq!(
+        letters.column("partition_id").unwrap().dtype(),
+        &DataType::Int64
+    );
 }
 
 /// A partition's commit moves its offset only from where the committer started: a second

@@ -1,5 +1,5 @@
 //! The main job end to end: `run` on a local pipeline (simulate → ingest → curate → train →
-//! eval) with SQLite, the same pipeline on PostgreSQL by configuration alone, and the CLI's
+//! eval → report) with SQLite, the same pipeline on PostgreSQL by configuration alone, and the CLI's
 //! one-line JSON summary.
 
 mod common;
@@ -29,7 +29,10 @@ fn config(data_dir: &Path, catalog_url: &str) -> PipelineConfig {
 async fn check_run(config: &PipelineConfig, catalog_url: &str) {
     let summary = run_pipeline(config, false).await.unwrap();
     let stages: Vec<_> = summary.stages.iter().map(|s| s.stage.as_str()).collect();
-    assert_eq!(stages, ["simulate", "ingest", "curate", "train", "eval"]);
+    assert_eq!(
+        stages,
+        ["simulate", "ingest", "curate", "train", "eval", "report"]
+    );
     // The stages' metrics as `run --json` and the catalog hold them.
     let json = serde_json::to_value(&summary).unwrap();
     let metrics = |index: usize| json["stages"][index]["metrics"].clone();
@@ -58,7 +61,7 @@ async fn check_run(config: &PipelineConfig, catalog_url: &str) {
         counts.dead_letters as u64,
         ingested["dead_letters_stored"].as_u64().unwrap()
     );
-    assert_eq!(counts.runs, 5);
+    assert_eq!(counts.runs, 6, "one run row per stage");
     let curated = &metrics(2);
     assert!(curated["balanced"].as_bool().unwrap(), "{curated}");
     assert_eq!(
@@ -114,6 +117,15 @@ async fn check_run(config: &PipelineConfig, catalog_url: &str) {
     );
     assert_eq!(counts.triplet_files, ingested["files"].as_i64().unwrap());
     catalog.close().await;
+
+    // The report reads what the stages before it recorded: the evaluation's accuracy plot is
+    // among its figures, and the sample pairs show the simulated pictures.
+    let reported = &metrics(5);
+    assert!(reported["figures"].as_u64().unwrap() >= 8, "{reported}");
+    assert!(reported["thumbnails"].as_u64().unwrap() >= 2, "{reported}");
+    assert_eq!(reported["triplets"], curated["triplets"], "{reported}");
+    let page = std::fs::read_to_string(reported["page"].as_str().unwrap()).unwrap();
+    assert!(page.contains("<figure class=\"plot\" id=\"accuracy\">"));
 }
 
 #[tokio::test]

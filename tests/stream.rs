@@ -30,6 +30,7 @@ fn settings() -> PartitionSettings {
         dedup_horizon_hours: 6.0,
         image_dedup: ImageDedup::Off,
         images: None,
+        pictures: Default::default(),
     }
 }
 
@@ -552,7 +553,10 @@ async fn a_restart_over_a_short_file_reads_past_its_commit() {
     // The first run sees the first half of the file and is stopped: it commits what it read,
     // as a service stopped by its operator does, with the sessions still open.
     let text = std::fs::read_to_string(&events).unwrap();
-    let half: String = text.split_inclusive('\n').take(lines as usize / 2).collect();
+    let half: String = text
+        .split_inclusive('\n')
+        .take(lines as usize / 2)
+        .collect();
     std::fs::write(&events, half).unwrap();
     let stopped = run_stream(&file_options(), &catalog, std::future::ready(()))
         .await

@@ -7,7 +7,7 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 
 use social_reward::curate::partition::PartitionSettings;
-use social_reward::curate::{CurateConfig, ImageDedup};
+use social_reward::curate::{CurateConfig, ImageDedup, PicturePaths};
 use social_reward::events::{Limits, Timestamp};
 use social_reward::pipeline::PipelineConfig;
 use social_reward::pipeline::stream::{StreamInput, StreamOptions, StreamReport, run_stream};
@@ -119,6 +119,7 @@ pub async fn ingest(args: IngestArgs) -> Result<StreamReport> {
     } else {
         ImageDedup::Pixels
     };
+    let pictures = PicturePaths::new(config.path_style, images.as_deref())?;
     let images = match (&image_dedup, images) {
         (ImageDedup::Pixels, None) => bail!("--images is required (or pass --no-image-dedup)"),
         (_, images) => images.map(|url| ObjectRoot::open(&url)).transpose()?,
@@ -151,6 +152,7 @@ pub async fn ingest(args: IngestArgs) -> Result<StreamReport> {
             dedup_horizon_hours: ingest.dedup_horizon_hours,
             image_dedup,
             images,
+            pictures,
         },
         batch_messages: ingest.batch_messages(),
         batch_interval: ingest.batch_interval(),

@@ -18,6 +18,7 @@ use super::curator::{Curator, SuppliedHashes};
 use super::emit::Emitter;
 use super::error::CurateError;
 use super::evaluate::{Evaluation, RawCounts, Truth};
+use super::paths::PicturePaths;
 use super::window::{ClosedSession, WindowCounts, Windows};
 
 #[derive(Debug, Clone)]
@@ -91,8 +92,10 @@ pub async fn curate(
         let hashes = catalog.known_phashes().await?.into_iter().map(|(_, h)| h);
         curator.remember_catalog(curated, hashes.collect());
     }
+    let pictures = PicturePaths::new(config.path_style, options.images.as_deref())?;
     let mut emitter = Emitter::new(
         out,
+        pictures,
         catalog.cloned(),
         &options.run_id,
         options.truth.is_some(),

@@ -44,6 +44,9 @@ pub struct CurateConfig {
     pub split: SplitRule,
     pub clustering: ClusterConfig,
     pub phash: PhashConfig,
+    /// How the triplet files name their pictures: as published (`relative`, to the pictures'
+    /// root), `absolute` paths on this machine, or `url`s.
+    pub path_style: super::paths::PathStyle,
 }
 
 impl Default for CurateConfig {
@@ -64,6 +67,7 @@ impl Default for CurateConfig {
             split: SplitRule::default(),
             clustering: ClusterConfig::default(),
             phash: PhashConfig::default(),
+            path_style: super::paths::PathStyle::Relative,
         }
     }
 }

@@ -8,16 +8,18 @@ use crate::store::{Catalog, ManifestEntry, ObjectRoot};
 
 use super::curator::Flushed;
 use super::error::CurateError;
+use super::paths::PicturePaths;
 use super::triplets::{self, Triplet};
 
 /// Encodes and stores every partition of `flushed`; returns their manifest entries.
 pub async fn write_parts(
     out: &ObjectRoot,
+    pictures: &PicturePaths,
     flushed: &Flushed,
 ) -> Result<Vec<ManifestEntry>, CurateError> {
     let mut files = Vec::with_capacity(flushed.parts.len());
     for ((split, dt), rows) in &flushed.parts {
-        let bytes = triplets::encode_parquet(rows)?;
+        let bytes = triplets::encode_parquet(rows, pictures)?;
         let digest = blake3::hash(&bytes).to_hex();
         let key = format!(
             "triplets/split={}/dt={dt}/part-{}.parquet",
@@ -39,6 +41,7 @@ pub async fn write_parts(
 /// The batch command's sink: writes each flush and records it when there is a catalog.
 pub struct Emitter {
     out: ObjectRoot,
+    pictures: PicturePaths,
     catalog: Option<Catalog>,
     run_id: String,
     /// Kept only when asked (the truth evaluation needs every row).
@@ -51,9 +54,16 @@ pub struct Emitter {
 }
 
 impl Emitter {
-    pub fn new(out: ObjectRoot, catalog: Option<Catalog>, run_id: &str, keep_rows: bool) -> Self {
+    pub fn new(
+        out: ObjectRoot,
+        pictures: PicturePaths,
+        catalog: Option<Catalog>,
+        run_id: &str,
+        keep_rows: bool,
+    ) -> Self {
         Self {
             out,
+            pictures,
             catalog,
             run_id: run_id.to_owned(),
             kept: keep_rows.then(Vec::new),
@@ -66,7 +76,7 @@ impl Emitter {
     }
 
     pub async fn emit(&mut self, flushed: Flushed) -> Result<(), CurateError> {
-        let files = write_parts(&self.out, &flushed).await?;
+        let files = write_parts(&self.out, &self.pictures, &flushed).await?;
         if let Some(catalog) = &self.catalog {
             let images = flushed.catalog_images();
             self.new_manifest_rows += catalog

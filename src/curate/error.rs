@@ -22,6 +22,8 @@ pub enum CurateError {
     Parquet(#[from] polars::error::PolarsError),
     #[error("image de-duplication needs --images (or pass --no-image-dedup)")]
     ImagesNeeded,
+    #[error("path_style = \"{style}\": {why}")]
+    PathStyle { style: &'static str, why: String },
     /// A task of the batch run (the event parser, the session processor) panicked or was
     /// cancelled.
     #[error("{task}: {source}")]

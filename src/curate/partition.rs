@@ -33,6 +33,8 @@ pub struct PartitionSettings {
     pub dedup_horizon_hours: f64,
     pub image_dedup: ImageDedup,
     pub images: Option<ObjectRoot>,
+    /// How the triplet files name the pictures (`config.path_style` against their root).
+    pub pictures: super::paths::PicturePaths,
 }
 
 /// What a run of messages changed, for one catalog transaction.

@@ -5,8 +5,12 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use polars::prelude::*;
 
 use super::config::Split;
+use super::paths::PicturePaths;
 
-/// The first three columns are what the official Social Reward training code reads.
+/// The first three columns are what the official Social Reward training code reads. `split`
+/// and `dt` are the hive keys of the file's folder (`split=…/dt=…`), not columns: a column
+/// beside a key of the same name makes pandas and pyarrow datasets refuse to merge the two
+/// types (string_view vs dictionary), and the folder already says it.
 pub const COLUMNS: &[&str] = &[
     "prompt",
     "pos_path",
@@ -16,7 +20,6 @@ pub const COLUMNS: &[&str] = &[
     "creator_id",
     "generation_id",
     "prompt_cluster",
-    "split",
     "unique_prompt",
     "pos_views",
     "pos_remixes",
@@ -137,14 +140,15 @@ pub fn partition(mut triplets: Vec<Triplet>) -> BTreeMap<(Split, String), Vec<Tr
     parts
 }
 
-pub fn to_frame(rows: &[Triplet]) -> PolarsResult<DataFrame> {
+/// `pictures` decides how `pos_path` and `neg_path` are written.
+pub fn to_frame(rows: &[Triplet], pictures: &PicturePaths) -> PolarsResult<DataFrame> {
     fn col<T, F: Fn(&Triplet) -> T>(rows: &[Triplet], f: F) -> Vec<T> {
         rows.iter().map(f).collect()
     }
     DataFrame::new_infer_height(vec![
         Column::new("prompt".into(), col(rows, |t| t.prompt.clone())),
-        Column::new("pos_path".into(), col(rows, |t| t.pos_path.clone())),
-        Column::new("neg_path".into(), col(rows, |t| t.neg_path.clone())),
+        Column::new("pos_path".into(), col(rows, |t| pictures.show(&t.pos_path))),
+        Column::new("neg_path".into(), col(rows, |t| pictures.show(&t.neg_path))),
         Column::new("pos_image_id".into(), col(rows, |t| t.pos_image_id.clone())),
         Column::new("neg_image_id".into(), col(rows, |t| t.neg_image_id.clone())),
         Column::new("creator_id".into(), col(rows, |t| t.creator_id.clone())),
@@ -156,7 +160,6 @@ pub fn to_frame(rows: &[Triplet]) -> PolarsResult<DataFrame> {
             "prompt_cluster".into(),
             col(rows, |t| t.prompt_cluster.clone()),
         ),
-        Column::new("split".into(), col(rows, |t| t.split.as_str())),
         Column::new("unique_prompt".into(), col(rows, |t| t.unique_prompt)),
         Column::new("pos_views".into(), col(rows, |t| t.pos_views)),
         Column::new("pos_remixes".into(), col(rows, |t| t.pos_remixes)),
@@ -185,8 +188,8 @@ const _: () = assert!(crate::store::parquet::SMALL_ROWS < COMPRESSED_FROM_ROWS);
 const PARALLEL_FROM_ROWS: usize = 16_384;
 
 /// Parquet bytes for one partition; the same rows always give the same bytes.
-pub fn encode_parquet(rows: &[Triplet]) -> PolarsResult<Vec<u8>> {
-    let mut frame = to_frame(rows)?;
+pub fn encode_parquet(rows: &[Triplet], pictures: &PicturePaths) -> PolarsResult<Vec<u8>> {
+    let mut frame = to_frame(rows, pictures)?;
     if let Some(bytes) = crate::store::parquet::small_uncompressed(&frame)? {
         return Ok(bytes);
     }
@@ -278,11 +281,11 @@ mod tests {
     fn parquet_bytes_are_deterministic_and_columns_ordered() {
         let rows: Vec<Triplet> = (0..50).map(|i| triplet("a", i, 0.9)).collect();
         let (a, b) = (
-            encode_parquet(&rows).unwrap(),
-            encode_parquet(&rows).unwrap(),
+            encode_parquet(&rows, &PicturePaths::default()).unwrap(),
+            encode_parquet(&rows, &PicturePaths::default()).unwrap(),
         );
         assert_eq!(a, b);
-        let frame = to_frame(&rows).unwrap();
+        let frame = to_frame(&rows, &PicturePaths::default()).unwrap();
         let names: Vec<&str> = frame
             .get_column_names()
             .iter()
@@ -302,9 +305,13 @@ mod tests {
             let mut by_polars = Vec::new();
             ParquetWriter::new(&mut by_polars)
                 .with_compression(ParquetCompression::Uncompressed)
-                .finish(&mut to_frame(&rows).unwrap())
+                .finish(&mut to_frame(&rows, &PicturePaths::default()).unwrap())
                 .unwrap();
-            assert_eq!(encode_parquet(&rows).unwrap(), by_polars, "{n} rows");
+            assert_eq!(
+                encode_parquet(&rows, &PicturePaths::default()).unwrap(),
+                by_polars,
+                "{n} rows"
+            );
         }
     }
 }

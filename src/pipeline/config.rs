@@ -43,6 +43,27 @@ pub struct PipelineConfig {
     /// The evaluation stage: pairwise accuracy of the trained model and its starting point.
     #[serde(default)]
     pub eval: crate::train::EvalOptions,
+    /// The report stage: the dataset's HTML page.
+    #[serde(default)]
+    pub report: ReportConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ReportConfig {
+    /// Folder (relative to `data_dir` unless absolute) or URL the page `index.html` goes to.
+    pub out: String,
+    /// Sample pairs shown as thumbnails.
+    pub samples: usize,
+}
+
+impl Default for ReportConfig {
+    fn default() -> Self {
+        Self {
+            out: "report".into(),
+            samples: 8,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -33,6 +33,8 @@ pub enum StageError {
     #[error(transparent)]
     Curate(#[from] crate::curate::CurateError),
     #[error(transparent)]
+    Analysis(#[from] crate::analysis::AnalysisError),
+    #[error(transparent)]
     Objects(#[from] crate::store::ObjectError),
     #[error(transparent)]
     Stream(#[from] stream::StreamError),

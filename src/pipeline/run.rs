@@ -13,7 +13,7 @@ use crate::sources::simulator::{self, Scenario, SimulateOptions};
 use crate::store::{Catalog, RunStatus};
 
 /// Stages this build can run, in their natural order.
-pub const STAGES: &[&str] = &["simulate", "ingest", "curate", "train", "eval"];
+pub const STAGES: &[&str] = &["simulate", "ingest", "curate", "train", "eval", "report"];
 
 #[derive(Debug, Clone, Serialize)]
 pub struct StageSummary {
@@ -34,6 +34,7 @@ pub enum StageOutcome {
     Curate(crate::curate::CurateSummary),
     Train(crate::train::TrainSummary),
     Eval(crate::train::EvalSummary),
+    Report(crate::analysis::ReportSummary),
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -173,6 +174,10 @@ async fn run_stage(
             .await?;
             StageOutcome::Eval(summary)
         }
+        "report" => {
+            let options = report_options(config, progress)?;
+            StageOutcome::Report(crate::analysis::report(&options, catalog).await?)
+        }
         other => {
             return Err(StageError::UnknownStage {
                 name: other.into(),
@@ -268,6 +273,29 @@ pub fn curate_options(
     })
 }
 
+/// The report over what curation wrote, with thumbnails from the pictures curation read.
+pub fn report_options(
+    config: &PipelineConfig,
+    progress: bool,
+) -> Result<crate::analysis::ReportOptions, StageError> {
+    let curate = curate_options(config, "", false)?;
+    let out = &config.report.out;
+    let out = match out.contains("://") {
+        true => out.clone(),
+        false => config
+            .data_path(std::path::Path::new(out))
+            .display()
+            .to_string(),
+    };
+    Ok(crate::analysis::ReportOptions {
+        data: curate.out,
+        images: curate.images,
+        out,
+        samples: config.report.samples,
+        progress,
+    })
+}
+
 /// The ingest stage: the streaming consumer's loop over the event files (one partition per
 /// file, offsets in the catalog), writing triplets as sessions close, as `social-reward ingest`
 /// does from Kafka. A rerun resumes from the stored offsets, so it never counts a line twice;
@@ -278,6 +306,8 @@ pub fn stream_options(
     progress: bool,
 ) -> Result<crate::pipeline::stream::StreamOptions, StageError> {
     let curate = curate_options(config, run_id, progress)?;
+    let pictures =
+        crate::curate::PicturePaths::new(curate.config.path_style, curate.images.as_deref())?;
     let images = match &curate.image_dedup {
         crate::curate::ImageDedup::Pixels => curate
             .images
@@ -299,6 +329,7 @@ pub fn stream_options(
             dedup_horizon_hours: curate.dedup_horizon_hours,
             image_dedup: curate.image_dedup,
             images,
+            pictures,
         },
         batch_messages: config.ingest.batch_messages(),
         batch_interval: config.ingest.batch_interval(),

@@ -118,6 +118,13 @@ impl StageOutcome {
                 percent(e.baseline_accuracy),
                 count(e.pairs as u64)
             ),
+            StageOutcome::Report(r) => format!(
+                "{} plots and {} thumbnails over {} triplets ({} KiB)",
+                r.figures,
+                r.thumbnails,
+                count(r.triplets as u64),
+                r.bytes / 1024
+            ),
         }
     }
 
@@ -137,6 +144,7 @@ impl StageOutcome {
                 ))
             }
             StageOutcome::Train(t) => Some(format!("model     {}", t.model_uri)),
+            StageOutcome::Report(r) => Some(format!("report    {}", r.page)),
             StageOutcome::Ingest(_) | StageOutcome::Eval(_) => None,
         }
     }

@@ -26,6 +26,8 @@ pub enum CatalogError {
     Database(#[from] sqlx::Error),
     #[error("catalog migration: {0}")]
     Migration(#[from] sqlx::migrate::MigrateError),
+    #[error("catalog table as a frame: {0}")]
+    Frame(#[from] polars::error::PolarsError),
 }
 
 /// The embedded default: a SQLite file in the working directory's `data/`.
@@ -440,9 +442,11 @@ impl Catalog {
 }
 
 mod bulk;
+mod export;
 mod rows;
 mod stream_state;
 use bulk::BulkWrites;
+pub use export::CatalogTable;
 pub use rows::{
     AppliedBatch, ConsumedOffsets, CounterDelta, CuratedImage, ManifestEntry, RunStatus,
     TableCounts,

@@ -8,8 +8,8 @@ pub mod objects;
 pub mod parquet;
 
 pub use catalog::{
-    AppliedBatch, Catalog, CatalogError, CommitOutcome, ConsumedOffsets, CounterDelta,
-    CuratedImage, DEFAULT_CATALOG_URL, ManifestEntry, PartitionCommit, PartitionState, RunStatus,
-    TableCounts, new_run_id,
+    AppliedBatch, Catalog, CatalogError, CatalogTable, CommitOutcome, ConsumedOffsets,
+    CounterDelta, CuratedImage, DEFAULT_CATALOG_URL, ManifestEntry, PartitionCommit,
+    PartitionState, RunStatus, TableCounts, new_run_id,
 };
 pub use objects::{ObjectError, ObjectRoot};

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tracing::warn;
 
+use crate::curate::PicturePaths;
 use crate::curate::emit::write_parts;
 use crate::curate::partition::PendingCommit;
 use crate::events::Reason;
@@ -60,6 +61,7 @@ pub(super) struct CommitDone {
 pub(super) struct Destination {
     pub catalog: Catalog,
     pub out: ObjectRoot,
+    pub pictures: PicturePaths,
     pub dead_letter_topic: Option<Arc<DeadLetterTopic>>,
     pub metrics: Arc<StreamMetrics>,
     pub run_id: String,
@@ -234,7 +236,7 @@ async fn try_commit(
 ) -> Result<Vec<CommitOutcome>, StreamError> {
     let mut files = Vec::with_capacity(group.len());
     for job in group {
-        files.push(write_parts(&d.out, &job.pending.flushed).await?);
+        files.push(write_parts(&d.out, &d.pictures, &job.pending.flushed).await?);
         if let Some(topic) = &d.dead_letter_topic
             && !job.pending.letters.is_empty()
         {

@@ -71,6 +71,7 @@ pub async fn run_stream(
     let committer = Committer::start(Destination {
         catalog: catalog.clone(),
         out,
+        pictures: options.settings.pictures.clone(),
         dead_letter_topic,
         metrics: metrics.clone(),
         run_id: options.run_id.clone(),
