@@ -30,6 +30,18 @@ pub struct Axes<'a> {
 
 type Drawn = Result<(), Box<dyn std::error::Error>>;
 
+/// A value axis' tick: whole numbers without decimals, others with as few as tell them apart.
+fn tick(value: &f64) -> String {
+    if value.fract() == 0.0 && value.abs() < 1e15 {
+        return format!("{value:.0}");
+    }
+    if value.abs() < 1e-3 {
+        return format!("{value:.1e}");
+    }
+    let text = format!("{value:.3}");
+    text.trim_end_matches('0').trim_end_matches('.').to_owned()
+}
+
 /// An SVG document of `SIZE` with whatever `draw` puts on its white background.
 fn render(
     figure: &'static str,
@@ -99,6 +111,7 @@ pub fn bars(
             .light_line_style(RGBColor(238, 238, 238))
             .x_labels(n.min(40))
             .x_label_formatter(&label)
+            .y_label_formatter(&tick)
             .x_desc(axes.x)
             .y_desc(axes.y)
             .label_style(("sans-serif", 13))
@@ -147,6 +160,8 @@ pub fn lines(axes: &Axes<'_>, series: &[Series<(f64, f64)>]) -> Result<String, A
         chart
             .configure_mesh()
             .light_line_style(RGBColor(238, 238, 238))
+            .x_label_formatter(&tick)
+            .y_label_formatter(&tick)
             .x_desc(axes.x)
             .y_desc(axes.y)
             .label_style(("sans-serif", 13))
@@ -208,6 +223,15 @@ mod tests {
         }
         // Background, plot area, 6 bars and 2 legend keys at the least.
         assert!(svg.matches("<rect").count() >= 8);
+    }
+
+    #[test]
+    fn ticks_read_as_people_write_numbers() {
+        let shown: Vec<String> = [2000.0, 0.85, 0.125, 1.5e-4, -3.0]
+            .iter()
+            .map(tick)
+            .collect();
+        assert_eq!(shown, ["2000", "0.85", "0.125", "1.5e-4", "-3"]);
     }
 
     #[test]

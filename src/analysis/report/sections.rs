@@ -109,7 +109,7 @@ pub fn per_day(tables: &QueryTables) -> Result<Section, AnalysisError> {
         "per-day",
         "Pictures in the catalog by the day they were published, the remixes they received, and \
          the triplets of each dt= partition. The streaming ingest records every publish; batch \
-         `curate` the pictures of the sessions it curated.",
+         curation the pictures of the sessions it curated.",
         &activity,
     );
     body += &figure(
