@@ -37,7 +37,8 @@ import pyarrow.dataset
 import pyarrow.parquet
 
 REPO = Path(__file__).resolve().parent.parent
-CATALOG_TABLES = ["images", "dead_letters", "triplet_files", "runs", "models", "consumer_offsets"]
+CATALOG_TABLES = ["images", "dead_letters", "triplet_files", "runs", "models", "consumer_offsets",
+                  "emissions"]
 LOADER_COLUMNS = ["prompt", "pos_path", "neg_path"]
 NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 TIME = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}(:?\d{2})?)?$")

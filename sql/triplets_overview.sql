@@ -5,10 +5,10 @@
 --   duckdb analysis.duckdb < sql/triplets_overview.sql
 --
 -- Every sql/*.sql names only `query`'s tables (triplets, images, dead_letters, triplet_files, runs,
--- models, consumer_offsets) and runs unchanged in polars SQL (`query`) and in DuckDB
+-- models, consumer_offsets, emissions) and runs unchanged in polars SQL (`query`) and in DuckDB
 -- (scripts/check_analysts.py compares the two). For DuckDB, make analysis.duckdb once, from the
 -- repository root, with views of those names:
---   for t in images dead_letters triplet_files runs models consumer_offsets; do
+--   for t in images dead_letters triplet_files runs models consumer_offsets emissions; do
 --     social-reward query "SELECT * FROM $t" --data data/curated --db sqlite:data/catalog.db \
 --       --format parquet --out data/$t.parquet
 --     duckdb analysis.duckdb -c "CREATE OR REPLACE VIEW $t AS SELECT * FROM 'data/$t.parquet'"

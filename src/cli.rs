@@ -168,6 +168,9 @@ struct CurateArgs {
     /// paths, or URLs (default: the config's path_style, else relative).
     #[arg(long, value_enum)]
     path_style: Option<social_reward::curate::PathStyle>,
+    /// Fail (exit 1) when the run writes no triplet, saying why.
+    #[arg(long)]
+    strict: bool,
 }
 
 #[derive(Args)]
@@ -460,6 +463,15 @@ async fn curate(args: CurateArgs, progress: bool) -> Result<social_reward::curat
     }
     if let Some(evaluation) = &summary.evaluation {
         eprint!("{}", evaluation.table());
+    }
+    if args.strict && summary.triplets == 0 {
+        match &summary.curated_before {
+            Some(before) => anyhow::bail!("{}", before.explain(summary.sessions_already_curated)),
+            None => anyhow::bail!(
+                "no triplets: {} lines gave no pair that passed curation",
+                summary.intake.lines
+            ),
+        }
     }
     Ok(summary)
 }

@@ -241,6 +241,7 @@ async fn partition_commits_are_compare_and_set(catalog: &Catalog) {
     ) -> PartitionCommit<'a> {
         PartitionCommit {
             run_id: "cas",
+            location: "file:///cas",
             group: "g",
             topic: "cas",
             partition: 1,

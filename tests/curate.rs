@@ -12,6 +12,9 @@ use social_reward::events::{Limits, Timestamp};
 use social_reward::sources::simulator::{Scenario, SimulateOptions, simulate};
 use social_reward::store::Catalog;
 
+mod common;
+use common::cli::Cli;
+
 fn options(sim: &Path, out: &Path) -> CurateOptions {
     CurateOptions {
         events: vec![sim.join("events.jsonl")],
@@ -46,6 +49,7 @@ fn files(root: &Path) -> BTreeMap<String, Vec<u8>> {
 }
 
 async fn run(sim: &Path, out: &Path, db: &str) -> CurateSummary {
+    // `out` may be a URL: `Path` carries it as it is.
     let catalog = Catalog::open(db).await.unwrap();
     let summary = curate(&options(sim, out), Some(&catalog)).await.unwrap();
     catalog.close().await;
@@ -95,6 +99,26 @@ async fn simulate_curate_read_back() {
     let manifest = catalog.manifest().await.unwrap();
     assert_eq!(manifest.len(), first.files.len());
     catalog.close().await;
+    // The same folder spelled otherwise is the same place, and the rerun says where and when it
+    // was curated.
+    let spelled = format!("file://{}/./", out_a.display());
+    let again = run(&sim, Path::new(&spelled), &db_a).await;
+    assert_eq!(again.triplets, 0);
+    let before = again.curated_before.expect("where it was curated before");
+    assert_eq!(
+        before.location,
+        format!("file://{}", out_a.canonicalize().unwrap().display())
+    );
+    assert!(
+        before.run_id == "test-run" && before.at.ends_with('Z'),
+        "{before:?}"
+    );
+    // A new folder with the same catalog is written anew: what was curated elsewhere is not
+    // taken for curated here, nor are its pictures taken for originals of these.
+    let out_c = dir.path().join("c");
+    let elsewhere = run(&sim, &out_c, &db_a).await;
+    assert_eq!(elsewhere.sessions_already_curated, 0);
+    assert_eq!(files(&out_c), files(&out_a));
 
     // Read back: schema, row counts, paths resolve, no triplet twice.
     let mut rows = 0;
@@ -253,4 +277,50 @@ fn read_parquet(path: &str) -> DataFrame {
     ParquetReader::new(std::fs::File::open(path).unwrap())
         .finish()
         .unwrap()
+}
+
+/// Two different communities curated one after the other into two folders, with the default
+/// catalog both share: each gets its triplets (the second once got none, silently). Curating
+/// one again into its folder writes nothing, says so, and fails with --strict.
+#[test]
+fn a_second_dataset_is_not_taken_for_the_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let curate = |seed: &str, extra: &[&str]| {
+        let sim = dir.path().join(format!("sim-{seed}"));
+        if !sim.exists() {
+            Cli::new()
+                .current_dir(dir.path())
+                .args(["--quiet", "simulate", "--users", "300", "--days", "1.5"])
+                .args(["--image-size", "48", "--seed", seed, "--out"])
+                .arg(&sim)
+                .run_ok();
+        }
+        Cli::new()
+            .current_dir(dir.path())
+            .env_remove("SR_CATALOG__URL")
+            .args(["--quiet", "curate", "--events"])
+            .arg(sim.join("events.jsonl"))
+            .arg("--images")
+            .arg(sim.join("images"))
+            .args(["--out", &format!("out-{seed}")])
+            .args(extra)
+            .output()
+    };
+    let first = curate("1", &[]).success().json();
+    let second = curate("2", &[]).success().json();
+    assert!(
+        dir.path().join("data/catalog.db").exists(),
+        "the default catalog"
+    );
+    for summary in [&first, &second] {
+        assert!(summary["triplets"].as_u64().unwrap() > 5, "{summary}");
+        assert_eq!(summary["sessions_already_curated"], 0, "{summary}");
+    }
+
+    let again = curate("1", &[]).success();
+    assert_eq!(again.json()["triplets"], 0);
+    assert!(again.stderr.contains("no new triplets"), "{again}");
+    assert!(again.stderr.contains("out-1"), "names the place: {again}");
+    let strict = curate("1", &["--strict"]).failure();
+    assert!(strict.stderr.contains("were curated into"), "{strict}");
 }

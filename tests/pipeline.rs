@@ -116,6 +116,14 @@ async fn check_run(config: &PipelineConfig, catalog_url: &str) {
         "{ingested}\n{curated}"
     );
     assert_eq!(counts.triplet_files, ingested["files"].as_i64().unwrap());
+    // The stream's commits record where its sessions were curated to, one location.
+    let emissions = catalog
+        .table_frame(social_reward::store::CatalogTable::Emissions)
+        .await
+        .unwrap();
+    assert!(emissions.height() > 0);
+    let locations = emissions.column("location").unwrap().n_unique().unwrap();
+    assert_eq!(locations, 1, "{emissions}");
     catalog.close().await;
 
     // The report reads what the stages before it recorded: the evaluation's accuracy plot is

@@ -14,7 +14,7 @@ use social_reward::store::{Catalog, DEFAULT_CATALOG_URL, ObjectRoot};
 #[derive(Args)]
 pub struct QueryArgs {
     /// The SQL (polars SQL) over the tables triplets, images, dead_letters, triplet_files,
-    /// runs, models and consumer_offsets.
+    /// runs, models, consumer_offsets and emissions.
     #[arg(required_unless_present = "file", conflicts_with = "file")]
     sql: Option<String>,
     /// Read the SQL from this file instead (e.g. one of sql/*.sql).

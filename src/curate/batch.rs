@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use serde::Serialize;
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::events::{DeadLetter, Event, Intake, IntakeCounts, Limits, Timestamp, Validator};
 use crate::sources::file::FileFeed;
@@ -44,6 +44,9 @@ pub struct CurateSummary {
     pub balanced: bool,
     pub windows: WindowCounts,
     pub sessions_already_curated: u64,
+    /// When sessions were skipped as curated before: where to, and the latest run that wrote
+    /// there.
+    pub curated_before: Option<CuratedBefore>,
     pub images_hashed: u64,
     pub image_errors: u64,
     pub near_duplicates_dropped: u64,
@@ -57,6 +60,26 @@ pub struct CurateSummary {
     pub new_manifest_rows: u64,
     pub evaluation: Option<Evaluation>,
     pub seconds: f64,
+}
+
+/// The earlier curation a run found in its output location.
+#[derive(Debug, Clone, Serialize)]
+pub struct CuratedBefore {
+    pub location: String,
+    pub run_id: String,
+    pub at: String,
+}
+
+impl CuratedBefore {
+    /// What a run that wrote nothing new says, and why.
+    pub fn explain(&self, sessions: u64) -> String {
+        format!(
+            "no new triplets: {sessions} sessions were curated into {} before (last by run {} \
+             at {}) and are not written again. Curate into another --out, or with another \
+             catalog (--db), to write them anew",
+            self.location, self.run_id, self.at
+        )
+    }
 }
 
 pub async fn curate(
@@ -87,10 +110,16 @@ pub async fn curate(
         supplied,
         catalog.is_some(),
     );
+    // What was curated into this output before: its sessions are not written again, its
+    // pictures are the originals later reposts are told from. Other locations' are not.
+    let location = out.location().to_owned();
     if let Some(catalog) = catalog {
-        let curated = catalog.curated_image_ids().await?.into_iter().collect();
-        let hashes = catalog.known_phashes().await?.into_iter().map(|(_, h)| h);
-        curator.remember_catalog(curated, hashes.collect());
+        let curated = catalog.curated_image_ids(&location).await?;
+        let hashes = catalog.known_phashes(&location).await?;
+        curator.remember_catalog(
+            curated.into_iter().collect(),
+            hashes.into_iter().map(|(_, h)| h).collect(),
+        );
     }
     let pictures = PicturePaths::new(config.path_style, options.images.as_deref())?;
     let mut emitter = Emitter::new(
@@ -199,6 +228,23 @@ pub async fn curate(
     };
     let counts = intake.into_counts();
     let stats = curator.stats();
+    let curated_before =
+        match catalog {
+            Some(catalog) if stats.skipped_sessions > 0 => catalog
+                .last_emission(&location)
+                .await?
+                .map(|(run_id, at)| CuratedBefore {
+                    location: location.clone(),
+                    run_id,
+                    at: at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                }),
+            _ => None,
+        };
+    if let Some(before) = &curated_before
+        && emitter.triplets == 0
+    {
+        warn!("{}", before.explain(stats.skipped_sessions));
+    }
     info!(
         triplets = emitter.triplets,
         files = emitter.files.len(),
@@ -210,6 +256,7 @@ pub async fn curate(
         intake: counts,
         windows: windows.counts(),
         sessions_already_curated: stats.skipped_sessions,
+        curated_before,
         images_hashed: stats.hashed,
         image_errors: stats.image_errors,
         near_duplicates_dropped: stats.near_duplicates,

@@ -80,7 +80,7 @@ impl Emitter {
         if let Some(catalog) = &self.catalog {
             let images = flushed.catalog_images();
             self.new_manifest_rows += catalog
-                .record_emission(&self.run_id, &files, &images)
+                .record_emission(&self.run_id, self.out.location(), &files, &images)
                 .await?;
         }
         self.candidates += flushed.candidates;

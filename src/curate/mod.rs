@@ -26,7 +26,7 @@ pub mod window;
 
 mod batch;
 
-pub use batch::{CurateOptions, CurateSummary, curate};
+pub use batch::{CurateOptions, CurateSummary, CuratedBefore, curate};
 pub use config::{CurateConfig, ImageDedup, Split};
 pub use error::CurateError;
 pub use paths::{PathStyle, PicturePaths};

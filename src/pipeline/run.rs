@@ -31,7 +31,7 @@ pub struct StageSummary {
 pub enum StageOutcome {
     Simulate(simulator::SimulationSummary),
     Ingest(crate::pipeline::stream::StreamReport),
-    Curate(crate::curate::CurateSummary),
+    Curate(Box<crate::curate::CurateSummary>),
     Train(crate::train::TrainSummary),
     Eval(crate::train::EvalSummary),
     Report(crate::analysis::ReportSummary),
@@ -153,7 +153,7 @@ async fn run_stage(
             if streamed {
                 check_streamed_files(catalog, &summary.files).await?;
             }
-            StageOutcome::Curate(summary)
+            StageOutcome::Curate(Box::new(summary))
         }
         "train" => {
             let options = train_options(config, catalog, progress).await?;

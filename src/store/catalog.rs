@@ -379,9 +379,12 @@ impl Catalog {
     /// Records triplet files and marks their sessions' images curated, in ONE transaction: a
     /// crash leaves either both or neither, and a file written before the crash is simply
     /// rewritten (same content, same name) by the next run.
+    /// `location` is where the files went (`ObjectRoot::location`): the images count as
+    /// curated there, not elsewhere.
     pub async fn record_emission(
         &self,
         run_id: &str,
+        location: &str,
         files: &[ManifestEntry],
         images: &[CuratedImage<'_>],
     ) -> Result<u64, CatalogError> {
@@ -389,25 +392,50 @@ impl Catalog {
         let new_files;
         on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
-            tx.upsert_emitted(run_id, now, images).await?;
+            tx.upsert_emitted(run_id, location, now, images).await?;
             new_files = insert_file_rows!(tx, run_id, now, files);
             tx.commit().await?;
         });
         Ok(new_files)
     }
 
-    pub async fn curated_image_ids(&self) -> Result<Vec<String>, CatalogError> {
-        const SQL: &str = "SELECT image_id FROM images WHERE emitted_run_id IS NOT NULL";
-        Ok(on_pool!(self, pool => sqlx::query_scalar::<_, String>(SQL).fetch_all(pool).await?))
+    /// Images already curated into `location` (and those curated before locations were
+    /// recorded, which count everywhere).
+    pub async fn curated_image_ids(&self, location: &str) -> Result<Vec<String>, CatalogError> {
+        const SQL: &str = "SELECT DISTINCT image_id FROM emissions \
+            WHERE location = $1 OR location = '*'";
+        Ok(on_pool!(self, pool => sqlx::query_scalar::<_, String>(SQL)
+            .bind(location)
+            .fetch_all(pool)
+            .await?))
     }
 
-    /// Perceptual hashes already computed, oldest image first (the order originals are known in).
-    pub async fn known_phashes(&self) -> Result<Vec<(String, u64)>, CatalogError> {
-        const SQL: &str = "SELECT image_id, phash FROM images WHERE phash IS NOT NULL \
-            ORDER BY published_at, image_id";
-        let rows =
-            on_pool!(self, pool => sqlx::query_as::<_, (String, i64)>(SQL).fetch_all(pool).await?);
+    /// Perceptual hashes of the images curated into `location`, oldest image first (the order
+    /// originals are known in): another dataset's pictures are not this one's originals.
+    pub async fn known_phashes(&self, location: &str) -> Result<Vec<(String, u64)>, CatalogError> {
+        const SQL: &str = "SELECT i.image_id, i.phash FROM images i WHERE i.phash IS NOT NULL \
+            AND EXISTS (SELECT 1 FROM emissions e WHERE e.image_id = i.image_id \
+            AND (e.location = $1 OR e.location = '*')) ORDER BY i.published_at, i.image_id";
+        let rows = on_pool!(self, pool => sqlx::query_as::<_, (String, i64)>(SQL)
+            .bind(location)
+            .fetch_all(pool)
+            .await?);
         Ok(rows.into_iter().map(|(id, h)| (id, h as u64)).collect())
+    }
+
+    /// The latest curation into `location`: its run and when it wrote.
+    pub async fn last_emission(
+        &self,
+        location: &str,
+    ) -> Result<Option<(String, DateTime<Utc>)>, CatalogError> {
+        const SQL: &str = "SELECT run_id, emitted_at FROM emissions \
+            WHERE location = $1 OR location = '*' ORDER BY emitted_at DESC, run_id LIMIT 1";
+        Ok(
+            on_pool!(self, pool => sqlx::query_as::<_, (String, DateTime<Utc>)>(SQL)
+            .bind(location)
+            .fetch_optional(pool)
+            .await?),
+        )
     }
 
     pub async fn manifest(&self) -> Result<Vec<ManifestEntry>, CatalogError> {

@@ -28,6 +28,8 @@ pub struct ObjectRoot {
     store: Arc<dyn ObjectStore>,
     prefix: ObjectPath,
     url: String,
+    /// The same place however the URL spelled it.
+    location: String,
 }
 
 impl ObjectRoot {
@@ -48,10 +50,15 @@ impl ObjectRoot {
             }
             let store = builder.build().map_err(|e| bad(e.to_string()))?;
             let prefix = ObjectPath::parse(prefix).map_err(|e| bad(e.to_string()))?;
+            let location = match prefix.as_ref() {
+                "" => format!("s3://{bucket}"),
+                path => format!("s3://{bucket}/{path}"),
+            };
             return Ok(Self {
                 store: Arc::new(store),
                 prefix,
                 url: url.to_owned(),
+                location,
             });
         }
         let local = match url.strip_prefix("file://") {
@@ -65,15 +72,24 @@ impl ObjectRoot {
         };
         std::fs::create_dir_all(local).map_err(|e| bad(e.to_string()))?;
         let store = LocalFileSystem::new_with_prefix(local).map_err(|e| bad(e.to_string()))?;
+        let canonical = std::fs::canonicalize(local).map_err(|e| bad(e.to_string()))?;
         Ok(Self {
             store: Arc::new(store),
             prefix: ObjectPath::default(),
             url: url.to_owned(),
+            location: format!("file://{}", canonical.display()),
         })
     }
 
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// Where this root is, the same however it was spelled (`data/out`, `./data/out/`,
+    /// `file:///abs/data/out`; `s3://bucket/prefix` with or without a final slash): what the
+    /// catalog records curation into.
+    pub fn location(&self) -> &str {
+        &self.location
     }
 
     /// Resolves a relative key; `..`, empty segments and similar escapes are refused.

@@ -16,6 +16,8 @@ pub struct Cli {
     args: Vec<OsString>,
     /// `Some(value)` sets the variable, `None` removes it.
     env: Vec<(OsString, Option<OsString>)>,
+    /// Where it runs (the test's own working directory when `None`).
+    dir: Option<std::path::PathBuf>,
 }
 
 impl Cli {
@@ -44,6 +46,12 @@ impl Cli {
         self
     }
 
+    /// Runs it in `dir`, as a user who `cd`s there first.
+    pub fn current_dir(mut self, dir: impl AsRef<std::path::Path>) -> Self {
+        self.dir = Some(dir.as_ref().to_owned());
+        self
+    }
+
     pub fn env_remove(mut self, key: impl AsRef<OsStr>) -> Self {
         self.env.push((key.as_ref().to_owned(), None));
         self
@@ -54,6 +62,9 @@ impl Cli {
     pub fn command(&self) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_social-reward"));
         command.args(&self.args);
+        if let Some(dir) = &self.dir {
+            command.current_dir(dir);
+        }
         for (key, value) in &self.env {
             match value {
                 Some(value) => command.env(key, value),
@@ -117,6 +128,9 @@ impl fmt::Display for Cli {
             } else {
                 format!("'{}'", text.replace('\'', r"'\''"))
             }
+        }
+        if let Some(dir) = &self.dir {
+            write!(f, "cd {} && ", word(dir.as_os_str()))?;
         }
         if !self.env.is_empty() {
             write!(f, "env ")?;

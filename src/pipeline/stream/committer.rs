@@ -258,6 +258,7 @@ async fn try_commit(
         .enumerate()
         .map(|(i, job)| PartitionCommit {
             run_id: &d.run_id,
+            location: d.out.location(),
             group: &d.group,
             topic: &d.topic,
             partition: job.partition,

@@ -31,14 +31,18 @@ pub(super) trait BulkWrites {
     /// Inserts the published images the catalog does not have yet; returns how many were new.
     async fn insert_images(&mut self, publishes: &[Publish<'_>]) -> Result<u64, sqlx::Error>;
 
-    /// Marks curated images emitted by `run_id`, with what curation decided about them.
+    /// Marks curated images emitted by `run_id`, with what curation decided about them, and
+    /// records them as curated into `location` (the first run that did keeps the row).
     async fn upsert_emitted(
         &mut self,
         run_id: &str,
+        location: &str,
         now: DateTime<Utc>,
         images: &[CuratedImage<'_>],
     ) -> Result<(), sqlx::Error>;
 }
+
+const INSERT_EMISSION: &str = "INSERT INTO emissions (location, image_id, run_id, emitted_at) ";
 
 /// Stored bit for bit: SQL has no unsigned 64-bit integer.
 fn phash_bits(curated: &CuratedImage<'_>) -> Option<i64> {
@@ -115,6 +119,7 @@ impl BulkWrites for sqlx::PgConnection {
     async fn upsert_emitted(
         &mut self,
         run_id: &str,
+        location: &str,
         now: DateTime<Utc>,
         images: &[CuratedImage<'_>],
     ) -> Result<(), sqlx::Error> {
@@ -164,6 +169,17 @@ impl BulkWrites for sqlx::PgConnection {
             .bind(phashes)
             .bind(run_id)
             .bind(now)
+            .execute(&mut *self)
+            .await?;
+        let sql = format!(
+            "{INSERT_EMISSION} SELECT $1, u, $2, $3 FROM UNNEST($4::text[]) AS u \
+             ON CONFLICT (location, image_id) DO NOTHING"
+        );
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(location)
+            .bind(run_id)
+            .bind(now)
+            .bind(text(|c| c.image_id))
             .execute(&mut *self)
             .await?;
         Ok(())
@@ -219,6 +235,7 @@ impl BulkWrites for sqlx::SqliteConnection {
     async fn upsert_emitted(
         &mut self,
         run_id: &str,
+        location: &str,
         now: DateTime<Utc>,
         images: &[CuratedImage<'_>],
     ) -> Result<(), sqlx::Error> {
@@ -243,6 +260,18 @@ impl BulkWrites for sqlx::SqliteConnection {
                 .bind(curated.prompt_key)
                 .bind(curated.prompt_cluster)
                 .bind(phash_bits(curated))
+                .bind(run_id)
+                .bind(now)
+                .execute(&mut *self)
+                .await?;
+        }
+        let emission = format!(
+            "{INSERT_EMISSION} VALUES ($1, $2, $3, $4) ON CONFLICT (location, image_id) DO NOTHING"
+        );
+        for curated in images {
+            sqlx::query(sqlx::AssertSqlSafe(emission.as_str()))
+                .bind(location)
+                .bind(curated.image_id)
                 .bind(run_id)
                 .bind(now)
                 .execute(&mut *self)

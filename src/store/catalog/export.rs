@@ -16,6 +16,7 @@ pub enum CatalogTable {
     Runs,
     Models,
     ConsumerOffsets,
+    Emissions,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -30,13 +31,14 @@ enum Kind {
 }
 
 impl CatalogTable {
-    pub const ALL: [CatalogTable; 6] = [
+    pub const ALL: [CatalogTable; 7] = [
         Self::Images,
         Self::DeadLetters,
         Self::TripletFiles,
         Self::Runs,
         Self::Models,
         Self::ConsumerOffsets,
+        Self::Emissions,
     ];
 
     pub fn name(self) -> &'static str {
@@ -47,6 +49,7 @@ impl CatalogTable {
             Self::Runs => "runs",
             Self::Models => "models",
             Self::ConsumerOffsets => "consumer_offsets",
+            Self::Emissions => "emissions",
         }
     }
 
@@ -121,6 +124,12 @@ impl CatalogTable {
                 ("partition_id", Int),
                 ("next_offset", Int),
                 ("updated_at", Time),
+            ],
+            Self::Emissions => &[
+                ("location", Text),
+                ("image_id", Text),
+                ("run_id", Text),
+                ("emitted_at", Time),
             ],
         }
     }

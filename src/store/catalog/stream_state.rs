@@ -13,6 +13,8 @@ use super::*;
 /// One partition's micro-batch, ready to commit.
 pub struct PartitionCommit<'a> {
     pub run_id: &'a str,
+    /// Where the files went (`ObjectRoot::location`).
+    pub location: &'a str,
     pub group: &'a str,
     pub topic: &'a str,
     pub partition: i32,
@@ -104,7 +106,7 @@ impl Catalog {
                 let images_inserted = sp.insert_images(c.publishes).await?;
                 let unmatched = sp.add_counters(c.deltas).await?;
                 let dead_letters_stored = insert_dead_letter_rows!(sp, c.run_id, c.letters);
-                sp.upsert_emitted(c.run_id, now, c.images).await?;
+                sp.upsert_emitted(c.run_id, c.location, now, c.images).await?;
                 insert_file_rows!(sp, c.run_id, now, c.files);
                 if let Some(state) = c.snapshot {
                     sqlx::query(SNAPSHOT_SQL)
