@@ -53,6 +53,11 @@ enum Command {
         /// Also write the JSON summary to this file.
         #[arg(long, value_name = "FILE")]
         summary_file: Option<PathBuf>,
+        /// With a Kafka ingest stage: end it once every partition it holds was idle this many
+        /// seconds at its high watermark (tests, backfills); without it the stage is the
+        /// consumer service and runs until SIGTERM.
+        #[arg(long, value_name = "SECS", value_parser = stream::seconds)]
+        until_idle: Option<std::time::Duration>,
     },
     /// Curate event files into debiased preference triplets (Parquet on object storage).
     Curate(CurateArgs),
@@ -284,9 +289,14 @@ pub fn main() -> Result<()> {
             pipeline,
             json,
             summary_file,
+            until_idle,
         } => {
             let config = PipelineConfig::load(&pipeline)?;
-            let summary = runtime()?.block_on(pipeline::run_pipeline(&config, progress))?;
+            let run = pipeline::RunOptions {
+                progress,
+                until_idle,
+            };
+            let summary = runtime()?.block_on(pipeline::run_pipeline(&config, &run))?;
             if let Some(path) = &summary_file {
                 std::fs::write(path, serde_json::to_vec(&summary)?)
                     .with_context(|| format!("writing the summary to {}", path.display()))?;

@@ -7,7 +7,7 @@ mod common;
 use std::path::Path;
 
 use common::cli::Cli;
-use social_reward::pipeline::{PipelineConfig, run_pipeline};
+use social_reward::pipeline::{PipelineConfig, RunOptions, run_pipeline};
 use social_reward::store::Catalog;
 
 fn config(data_dir: &Path, catalog_url: &str) -> PipelineConfig {
@@ -27,7 +27,7 @@ fn config(data_dir: &Path, catalog_url: &str) -> PipelineConfig {
 }
 
 async fn check_run(config: &PipelineConfig, catalog_url: &str) {
-    let summary = run_pipeline(config, false).await.unwrap();
+    let summary = run_pipeline(config, &RunOptions::default()).await.unwrap();
     let stages: Vec<_> = summary.stages.iter().map(|s| s.stage.as_str()).collect();
     assert_eq!(
         stages,
@@ -217,6 +217,23 @@ fn run_command_prints_one_json_summary_line() {
     assert_eq!(summary["stages"].as_array().unwrap().len(), 3);
 }
 
+/// Without pictures the simulator's hashes stand in for them in the stream as in batch: the
+/// ingest stage once paired nothing (its hash table was empty), and curate refused the
+/// difference.
+#[test]
+fn without_pictures_the_stream_uses_the_simulators_hashes() {
+    let dir = tempfile::tempdir().unwrap();
+    let summary = small_pipeline(dir.path(), &["--json"])
+        .env("SR_SIMULATE__USERS", "400")
+        .env("SR_SIMULATE__DAYS", "1.5")
+        .run_json();
+    let (ingested, curated) = (&summary["stages"][1], &summary["stages"][2]);
+    let triplets = ingested["metrics"]["triplets"].as_u64().unwrap();
+    assert!(triplets > 10, "{ingested}");
+    assert_eq!(curated["metrics"]["triplets"].as_u64(), Some(triplets));
+    assert!(curated["metrics"]["images_hashed"] == 0, "{curated}");
+}
+
 #[test]
 fn unknown_stage_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
@@ -234,4 +251,43 @@ fn unknown_stage_is_a_clear_error() {
         run.stderr.contains("teleport") && run.stderr.contains("simulate, ingest, curate"),
         "{run}"
     );
+}
+
+/// `run pipelines/production.toml`, the shipped file with only environment overrides: its
+/// ingest stage is the Kafka consumer group (here against librdkafka's mock cluster), which
+/// `--until-idle` ends once caught up; a second run resumes from the catalog's offsets.
+#[test]
+fn the_production_pipeline_runs_its_kafka_consumer() {
+    use common::streaming::{Simulated, TOPIC, mock_cluster, scenario};
+    let dir = tempfile::tempdir().unwrap();
+    let mock = mock_cluster(1, 3);
+    mock.create_topic("social-reward.dead-letters", 1, 1)
+        .unwrap();
+    let brokers = mock.bootstrap_servers();
+    let Simulated { lines, .. } = Simulated::on_kafka(dir.path(), &brokers, scenario(60, 0.5, 9));
+    let db = format!("sqlite:{}", dir.path().join("catalog.db").display());
+    let run = || {
+        Cli::new()
+            .args(["--quiet", "run", "pipelines/production.toml", "--json"])
+            .args(["--until-idle", "1"])
+            .env_remove("RUST_LOG")
+            .env("SR_DATA_DIR", dir.path())
+            .env("SR_CATALOG__URL", &db)
+            .env("SR_KAFKA__BROKERS", &brokers)
+            .env("SR_KAFKA__TOPIC", TOPIC)
+            .env("SR_OBJECT_STORE__OUT", dir.path().join("curated"))
+            .env("SR_OBJECT_STORE__IMAGES", dir.path().join("images"))
+            .env("SR_INGEST__METRICS_ADDR", "127.0.0.1:0")
+            .run_json()
+    };
+    let first = run();
+    let ingest = &first["stages"][0];
+    assert_eq!(ingest["stage"], "ingest", "{first}");
+    assert_eq!(ingest["metrics"]["lines"].as_u64(), Some(lines), "{ingest}");
+    assert_eq!(
+        ingest["metrics"]["partitions"],
+        serde_json::json!([0, 1, 2])
+    );
+    let again = run();
+    assert_eq!(again["stages"][0]["metrics"]["messages"], 0, "{again}");
 }

@@ -31,6 +31,7 @@ fn settings() -> PartitionSettings {
         image_dedup: ImageDedup::Off,
         images: None,
         pictures: Default::default(),
+        supplied: Default::default(),
     }
 }
 

@@ -10,7 +10,9 @@ use social_reward::curate::partition::PartitionSettings;
 use social_reward::curate::{CurateConfig, ImageDedup, PicturePaths};
 use social_reward::events::{Limits, Timestamp};
 use social_reward::pipeline::PipelineConfig;
-use social_reward::pipeline::stream::{StreamInput, StreamOptions, StreamReport, run_stream};
+use social_reward::pipeline::stream::{
+    StreamInput, StreamOptions, StreamReport, run_stream, shutdown_signal,
+};
 use social_reward::store::{Catalog, ObjectRoot};
 
 #[derive(Args)]
@@ -62,9 +64,10 @@ pub struct IngestArgs {
     /// Copy dead letters to this topic too (default: [kafka] dead_letter_topic).
     #[arg(long)]
     dead_letter_topic: Option<String>,
-    /// Serve /metrics (Prometheus) and /health here.
-    #[arg(long, default_value = "127.0.0.1:9464")]
-    metrics_addr: std::net::SocketAddr,
+    /// Serve /metrics (Prometheus) and /health here (default: the config's
+    /// `[ingest] metrics_addr`, else 127.0.0.1:9464).
+    #[arg(long)]
+    metrics_addr: Option<std::net::SocketAddr>,
     /// Serve no metrics.
     #[arg(long)]
     no_metrics: bool,
@@ -153,6 +156,7 @@ pub async fn ingest(args: IngestArgs) -> Result<StreamReport> {
             image_dedup,
             images,
             pictures,
+            supplied: Default::default(),
         },
         batch_messages: ingest.batch_messages(),
         batch_interval: ingest.batch_interval(),
@@ -163,7 +167,14 @@ pub async fn ingest(args: IngestArgs) -> Result<StreamReport> {
         dead_letter_topic: args
             .dead_letter_topic
             .or_else(|| kafka.as_ref().and_then(|k| k.dead_letter_topic.clone())),
-        metrics_addr: (!args.no_metrics).then_some(args.metrics_addr),
+        metrics_addr: match (args.no_metrics, args.metrics_addr, &ingest.metrics_addr) {
+            (true, _, _) => None,
+            (false, Some(flag), _) => Some(flag),
+            (false, None, Some(configured)) => Some(configured.parse().with_context(|| {
+                format!("[ingest] metrics_addr {configured:?} is not an address to listen on")
+            })?),
+            (false, None, None) => Some(std::net::SocketAddr::from(([127, 0, 0, 1], 9464))),
+        },
     };
     let ended = run_stream(&options, &catalog, shutdown_signal()).await;
     catalog.close().await;
@@ -181,35 +192,12 @@ pub async fn ingest(args: IngestArgs) -> Result<StreamReport> {
 
 /// A number of seconds, whole or not: negative, infinite and absurdly large values are refused
 /// here rather than panicking where they become a `Duration`.
-fn seconds(text: &str) -> Result<Duration, String> {
+pub fn seconds(text: &str) -> Result<Duration, String> {
     let value: f64 = text
         .parse()
         .map_err(|_| format!("{text:?} is not a number of seconds"))?;
     Duration::try_from_secs_f64(value)
         .map_err(|_| format!("{text:?}: expected a number of seconds from 0 to about 10^19"))
-}
-
-/// SIGINT or SIGTERM: finish the message in hand, commit, leave the group.
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
 }
 
 #[cfg(test)]

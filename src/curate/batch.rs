@@ -100,8 +100,8 @@ pub async fn curate(
     };
     let out = ObjectRoot::open(&options.out)?;
     let supplied = match &options.image_dedup {
-        ImageDedup::Supplied(path) => load_supplied_hashes(path)?,
-        _ => SuppliedHashes::new(),
+        ImageDedup::Supplied(path) => Arc::new(SuppliedHashes::load(path)?),
+        _ => Arc::default(),
     };
     let mut curator = Curator::new(
         config.clone(),
@@ -302,20 +302,6 @@ fn raw_count(raw: &mut RawCounts, event: &Event<'_>) {
         }
         Event::View(_) => {}
     }
-}
-
-fn load_supplied_hashes(path: &std::path::Path) -> Result<SuppliedHashes, CurateError> {
-    let frame = crate::sources::simulator::read_truth(path)?;
-    let ids = frame.column("image_id")?.str()?.clone();
-    let hashes = frame.column("phash")?.u64()?.clone();
-    let mut map = SuppliedHashes::new();
-    map.reserve(frame.height());
-    for (id, hash) in ids.iter().zip(hashes.iter()) {
-        if let (Some(id), Some(hash)) = (id, hash) {
-            map.insert(id, hash);
-        }
-    }
-    Ok(map)
 }
 
 /// The error that stopped the session processor (it only stops early on one).

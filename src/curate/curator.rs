@@ -9,6 +9,7 @@
 //! order of the sessions and the flush points, which batch and stream share.
 
 use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use tracing::warn;
@@ -32,7 +33,29 @@ use super::window::{ClosedImage, ClosedSession};
 #[derive(Default)]
 pub struct SuppliedHashes(FastMap<u128, u64>);
 
+/// How many, not which: the table may hold millions.
+impl std::fmt::Debug for SuppliedHashes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SuppliedHashes({} images)", self.0.len())
+    }
+}
+
 impl SuppliedHashes {
+    /// The `image_id` and `phash` columns of a Parquet table (the simulator's truth).
+    pub fn load(path: &std::path::Path) -> Result<Self, CurateError> {
+        let frame = crate::sources::simulator::read_truth(path)?;
+        let ids = frame.column("image_id")?.str()?.clone();
+        let hashes = frame.column("phash")?.u64()?.clone();
+        let mut map = Self::new();
+        map.reserve(frame.height());
+        for (id, hash) in ids.iter().zip(hashes.iter()) {
+            if let (Some(id), Some(hash)) = (id, hash) {
+                map.insert(id, hash);
+            }
+        }
+        Ok(map)
+    }
+
     pub fn new() -> Self {
         Self(fast_map())
     }
@@ -116,7 +139,7 @@ pub struct CuratorStats {
 pub struct Curator {
     config: CurateConfig,
     hasher: PerceptualHasher,
-    supplied: SuppliedHashes,
+    supplied: Arc<SuppliedHashes>,
     dedup: ImageDedup,
     images_root: Option<ObjectRoot>,
     curated_before: HashSet<String>,
@@ -157,7 +180,7 @@ impl Curator {
         config: CurateConfig,
         dedup: ImageDedup,
         images_root: Option<ObjectRoot>,
-        supplied: SuppliedHashes,
+        supplied: Arc<SuppliedHashes>,
         keep_images: bool,
     ) -> Self {
         let memory = CuratorMemory {
@@ -178,7 +201,7 @@ impl Curator {
         config: CurateConfig,
         dedup: ImageDedup,
         images_root: Option<ObjectRoot>,
-        supplied: SuppliedHashes,
+        supplied: Arc<SuppliedHashes>,
         keep_images: bool,
         memory: CuratorMemory,
     ) -> Self {

@@ -35,6 +35,8 @@ pub struct PartitionSettings {
     pub images: Option<ObjectRoot>,
     /// How the triplet files name the pictures (`config.path_style` against their root).
     pub pictures: super::paths::PicturePaths,
+    /// With `ImageDedup::Supplied`: the hashes, loaded once and shared by every partition.
+    pub supplied: std::sync::Arc<SuppliedHashes>,
 }
 
 /// What a run of messages changed, for one catalog transaction.
@@ -162,7 +164,7 @@ impl PartitionCurator {
             settings.image_dedup.clone(),
             settings.images.clone(),
         );
-        let supplied = SuppliedHashes::new();
+        let supplied = settings.supplied.clone();
         match memory {
             Some(memory) => Curator::restore(config, dedup, images, supplied, true, memory),
             None => Curator::new(config, dedup, images, supplied, true),

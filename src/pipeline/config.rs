@@ -151,6 +151,9 @@ pub struct IngestConfig {
     /// A partition's curation state is snapshotted with a commit at least this often: what a
     /// restart replays is bounded by it.
     pub snapshot_interval_secs: f64,
+    /// With `source = "kafka"`: where the consumer serves /metrics and /health (none when
+    /// unset).
+    pub metrics_addr: Option<String>,
 }
 
 impl Default for IngestConfig {
@@ -162,6 +165,7 @@ impl Default for IngestConfig {
             batch_size: 20_000,
             batch_interval_ms: 1000,
             snapshot_interval_secs: 30.0,
+            metrics_addr: None,
         }
     }
 }

@@ -9,7 +9,7 @@ pub mod validate;
 use std::path::Path;
 
 pub use config::PipelineConfig;
-pub use run::{PipelineSummary, StageOutcome, StageSummary, run_pipeline};
+pub use run::{PipelineSummary, RunOptions, StageOutcome, StageSummary, run_pipeline};
 
 use crate::events::validate::LimitsError;
 use crate::sources::SourceError;
@@ -64,12 +64,10 @@ pub enum StageError {
         #[source]
         source: tokio::task::JoinError,
     },
-    #[error(
-        "ingest.source = \"kafka\": the consumer group is a long-running service, started \
-         with `social-reward ingest --config PIPELINE` (see docs/streaming.md), not a pipeline \
-         stage"
-    )]
-    KafkaIsAService,
+    #[error("ingest.source = \"kafka\" needs a [kafka] section (brokers, topic, group)")]
+    NoKafkaSection,
+    #[error("ingest.metrics_addr {0:?} is not an address to listen on (e.g. 0.0.0.0:9898)")]
+    MetricsAddress(String),
     /// After a streaming ingest, batch curation of the same events must write the same files.
     #[error(
         "stage curate: {} of {files} files batch curation wrote are not those the streaming \

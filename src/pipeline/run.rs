@@ -1,7 +1,7 @@
 //! Runs a pipeline's stages in order, recording each in the catalog's `runs` table.
 
 use std::path::PathBuf;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use tracing::info;
@@ -46,9 +46,18 @@ pub struct PipelineSummary {
     pub seconds: f64,
 }
 
+/// How `run` drives the stages, besides their configuration.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RunOptions {
+    pub progress: bool,
+    /// A Kafka ingest stage ends once every partition it holds was idle this long at its high
+    /// watermark; without it the stage is the consumer service, which runs until SIGTERM.
+    pub until_idle: Option<Duration>,
+}
+
 pub async fn run_pipeline(
     config: &PipelineConfig,
-    progress: bool,
+    run: &RunOptions,
 ) -> Result<PipelineSummary, StageError> {
     for stage in &config.stages {
         if !STAGES.contains(&stage.as_str()) {
@@ -70,7 +79,7 @@ pub async fn run_pipeline(
             .start_run(&run_id, stage, &config.name, &params)
             .await?;
         let stage_started = Instant::now();
-        let outcome = run_stage(stage, config, &catalog, &run_id, progress).await;
+        let outcome = run_stage(stage, config, &catalog, &run_id, run).await;
         let seconds = stage_started.elapsed().as_secs_f64();
         match outcome {
             Ok(metrics) => {
@@ -121,8 +130,9 @@ async fn run_stage(
     config: &PipelineConfig,
     catalog: &Catalog,
     run_id: &str,
-    progress: bool,
+    run: &RunOptions,
 ) -> Result<StageOutcome, StageError> {
+    let progress = run.progress;
     Ok(match stage {
         "simulate" => {
             let options = simulate_options(config, progress)?;
@@ -135,13 +145,19 @@ async fn run_stage(
             StageOutcome::Simulate(summary)
         }
         "ingest" => {
-            if config.ingest.source == IngestSource::Kafka {
-                return Err(StageError::KafkaIsAService);
-            }
-            let options = stream_options(config, run_id, progress)?;
-            let report =
-                crate::pipeline::stream::run_stream(&options, catalog, std::future::pending())
-                    .await?;
+            let options = stream_options(config, run_id, run)?;
+            let report = match config.ingest.source {
+                // The consumer group's service: SIGTERM (or Ctrl-C) commits what was read and
+                // ends the stage, which then succeeds like any other.
+                IngestSource::Kafka => {
+                    let shutdown = crate::pipeline::stream::shutdown_signal();
+                    crate::pipeline::stream::run_stream(&options, catalog, shutdown).await?
+                }
+                IngestSource::Files => {
+                    let files_end = std::future::pending();
+                    crate::pipeline::stream::run_stream(&options, catalog, files_end).await?
+                }
+            };
             StageOutcome::Ingest(report)
         }
         "curate" => {
@@ -296,18 +312,55 @@ pub fn report_options(
     })
 }
 
-/// The ingest stage: the streaming consumer's loop over the event files (one partition per
-/// file, offsets in the catalog), writing triplets as sessions close, as `social-reward ingest`
-/// does from Kafka. A rerun resumes from the stored offsets, so it never counts a line twice;
-/// the curate stage after it then finds every file already written and recorded.
+/// The ingest stage: the streaming consumer's loop, over the event files (one partition per
+/// file, offsets in the catalog; ends at their end) or as the `[kafka]` consumer group (ends on
+/// SIGTERM, or once idle with `run --until-idle`), writing triplets as sessions close. A rerun
+/// resumes from the stored offsets, so it never counts an event twice; a curate stage after a
+/// file ingest then finds every file already written and recorded.
 pub fn stream_options(
     config: &PipelineConfig,
     run_id: &str,
-    progress: bool,
+    run: &RunOptions,
 ) -> Result<crate::pipeline::stream::StreamOptions, StageError> {
-    let curate = curate_options(config, run_id, progress)?;
+    use crate::pipeline::stream::StreamInput;
+    let curate = curate_options(config, run_id, run.progress)?;
+    let (input, topic, group, dead_letter_topic, until_idle) = match config.ingest.source {
+        IngestSource::Files => (
+            StreamInput::Files(curate.events),
+            "files".to_owned(),
+            config.name.clone(),
+            None,
+            Some(Duration::ZERO),
+        ),
+        IngestSource::Kafka => {
+            let kafka = config.kafka.as_ref().ok_or(StageError::NoKafkaSection)?;
+            (
+                StreamInput::Kafka {
+                    brokers: kafka.brokers.clone(),
+                },
+                kafka.topic.clone(),
+                kafka.group.clone(),
+                kafka.dead_letter_topic.clone(),
+                run.until_idle,
+            )
+        }
+    };
+    let metrics_addr = match &config.ingest.metrics_addr {
+        Some(text) => Some(
+            text.parse()
+                .map_err(|_| StageError::MetricsAddress(text.clone()))?,
+        ),
+        None => None,
+    };
     let pictures =
         crate::curate::PicturePaths::new(curate.config.path_style, curate.images.as_deref())?;
+    // Without pictures the simulator's hashes stand in for them, in the stream as in batch.
+    let supplied = match &curate.image_dedup {
+        crate::curate::ImageDedup::Supplied(path) => {
+            std::sync::Arc::new(crate::curate::curator::SuppliedHashes::load(path)?)
+        }
+        _ => std::sync::Arc::default(),
+    };
     let images = match &curate.image_dedup {
         crate::curate::ImageDedup::Pixels => curate
             .images
@@ -317,9 +370,9 @@ pub fn stream_options(
         _ => None,
     };
     Ok(crate::pipeline::stream::StreamOptions {
-        input: crate::pipeline::stream::StreamInput::Files(curate.events),
-        topic: "files".into(),
-        group: config.name.clone(),
+        input,
+        topic,
+        group,
         out: curate.out,
         run_id: run_id.to_owned(),
         settings: crate::curate::partition::PartitionSettings {
@@ -330,15 +383,16 @@ pub fn stream_options(
             image_dedup: curate.image_dedup,
             images,
             pictures,
+            supplied,
         },
         batch_messages: config.ingest.batch_messages(),
         batch_interval: config.ingest.batch_interval(),
         snapshot_interval: config.ingest.snapshot_interval(),
-        until_idle: Some(std::time::Duration::ZERO),
+        until_idle,
         abort_after: None,
         kafka: Vec::new(),
-        dead_letter_topic: None,
-        metrics_addr: None,
+        dead_letter_topic,
+        metrics_addr,
     })
 }
 

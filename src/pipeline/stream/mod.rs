@@ -98,6 +98,29 @@ pub async fn run_stream(
     Ok(report)
 }
 
+/// SIGINT or SIGTERM: finish the message in hand, commit, leave the group.
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
 /// The metrics server lives as long as the consumer loop, however that ends.
 struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
 
