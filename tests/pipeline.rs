@@ -291,3 +291,86 @@ fn the_production_pipeline_runs_its_kafka_consumer() {
     let again = run();
     assert_eq!(again["stages"][0]["metrics"]["messages"], 0, "{again}");
 }
+
+/// A password planted in the catalog URL appears nowhere: not in the log at its most verbose,
+/// not in any catalog row (`runs.params` records the configuration), not in any file written.
+#[tokio::test]
+async fn a_planted_password_is_never_stored_or_printed() {
+    const PLANTED: &str = "PLANTED-pass-7f3a";
+    let db = common::ScratchDatabase::create("secret").await;
+    // The test server trusts local connections: the password is carried, never checked.
+    let with_password = db.url.replacen(
+        "postgres://postgres@",
+        &format!("postgres://postgres:{PLANTED}@"),
+        1,
+    );
+    assert!(with_password.contains(PLANTED), "{with_password}");
+    let dir = tempfile::tempdir().unwrap();
+    let run = small_pipeline(dir.path(), &["--json"])
+        .env("SR_CATALOG__URL", &with_password)
+        .env("SR_STAGES", r#"["simulate", "ingest", "curate", "report"]"#)
+        .env("RUST_LOG", "debug")
+        .run_ok();
+    assert!(!run.stdout.contains(PLANTED), "stdout: {run}");
+    assert!(!run.stderr.contains(PLANTED), "the log holds the password");
+    assert!(run.stderr.contains("DEBUG"), "the log was verbose");
+
+    let mut stack = vec![dir.path().to_path_buf()];
+    while let Some(folder) = stack.pop() {
+        for entry in std::fs::read_dir(&folder).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                let bytes = std::fs::read(&path).unwrap();
+                let found = bytes
+                    .windows(PLANTED.len())
+                    .any(|w| w == PLANTED.as_bytes());
+                assert!(!found, "{} holds the password", path.display());
+            }
+        }
+    }
+
+    let catalog = db.catalog().await;
+    let queried = Cli::new()
+        .args(["--quiet", "query", "--data"])
+        .arg(dir.path().join("curated"))
+        .arg("--db")
+        .arg(&with_password)
+        .args(["--format", "csv", "SELECT params FROM runs"])
+        .run_ok();
+    assert!(queried.stdout.lines().count() > 1, "{queried}");
+    assert!(!queried.stdout.contains(PLANTED), "{queried}");
+    for table in social_reward::store::CatalogTable::ALL {
+        let frame = catalog.table_frame(table).await.unwrap();
+        for column in frame.columns() {
+            if let Ok(texts) = column.str() {
+                let leaked = texts.iter().flatten().any(|text| text.contains(PLANTED));
+                assert!(
+                    !leaked,
+                    "{}.{} holds the password",
+                    table.name(),
+                    column.name()
+                );
+            }
+        }
+    }
+    let runs = catalog
+        .table_frame(social_reward::store::CatalogTable::Runs)
+        .await
+        .unwrap();
+    let params = runs
+        .column("params")
+        .unwrap()
+        .str()
+        .unwrap()
+        .get(0)
+        .unwrap()
+        .to_owned();
+    assert!(!params.contains(PLANTED), "runs.params: {params}");
+    assert!(
+        params.contains("postgres://postgres:***@"),
+        "runs.params: {params}"
+    );
+    catalog.close().await;
+}

@@ -191,7 +191,7 @@ async fn measure(options: &IngestOptions, catalog: &str) -> Result<IngestBench, 
         kafka_settings: options
             .kafka
             .iter()
-            .map(|(key, value)| format!("{key}={value}"))
+            .map(|(key, value)| crate::store::redact::setting(key, value))
             .collect(),
         figures,
         rss_growth,

@@ -9,7 +9,7 @@ use clap::Args;
 use serde::Serialize;
 
 use social_reward::analysis::{Format, QueryTables, ReportOptions, ReportSummary, write_frame};
-use social_reward::store::{Catalog, DEFAULT_CATALOG_URL, ObjectRoot};
+use social_reward::store::{Catalog, DEFAULT_CATALOG_URL, ObjectRoot, redact_url};
 
 #[derive(Args)]
 pub struct QueryArgs {
@@ -101,18 +101,7 @@ async fn open_existing_catalog(url: &str) -> Result<Catalog> {
     }
     Catalog::open(url)
         .await
-        .with_context(|| format!("opening the catalog {}", redact(url)))
-}
-
-/// A URL as it may be printed: without its password.
-fn redact(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut parsed) if parsed.password().is_some() => {
-            let _ = parsed.set_password(Some("***"));
-            parsed.to_string()
-        }
-        _ => url.to_owned(),
-    }
+        .with_context(|| format!("opening the catalog {}", redact_url(url)))
 }
 
 #[derive(Args)]

@@ -242,6 +242,14 @@ impl PipelineConfig {
     }
 
     /// A path from the config, relative to `data_dir` unless absolute.
+    /// The configuration as the catalog's `runs.params` keeps it: every value, secrets masked
+    /// (the catalog URL's password).
+    pub fn recorded(&self) -> serde_json::Value {
+        let mut recorded = self.clone();
+        recorded.catalog.url = crate::store::redact_url(&recorded.catalog.url);
+        serde_json::to_value(&recorded).unwrap_or_default()
+    }
+
     pub fn data_path(&self, path: &Path) -> PathBuf {
         if path.is_absolute() {
             path.to_path_buf()

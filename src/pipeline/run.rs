@@ -74,7 +74,7 @@ pub async fn run_pipeline(
     let mut stages = Vec::new();
     for (index, stage) in config.stages.iter().enumerate() {
         info!(stage = %stage, step = index + 1, of = config.stages.len(), "stage starting");
-        let params = serde_json::to_value(config).unwrap_or_default();
+        let params = config.recorded();
         catalog
             .start_run(&run_id, stage, &config.name, &params)
             .await?;

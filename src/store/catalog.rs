@@ -97,7 +97,7 @@ impl Catalog {
                     .await?,
             )
         } else {
-            return Err(CatalogError::UnsupportedUrl(url.to_owned()));
+            return Err(CatalogError::UnsupportedUrl(super::redact_url(url)));
         };
         Ok(Self { pool })
     }

@@ -6,6 +6,7 @@ mod catalog_rows;
 pub mod catalog;
 pub mod objects;
 pub mod parquet;
+pub mod redact;
 
 pub use catalog::{
     AppliedBatch, Catalog, CatalogError, CatalogTable, CommitOutcome, ConsumedOffsets,
@@ -13,3 +14,4 @@ pub use catalog::{
     PartitionState, RunStatus, TableCounts, new_run_id,
 };
 pub use objects::{ObjectError, ObjectRoot};
+pub use redact::redact_url;
