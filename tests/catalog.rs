@@ -441,3 +441,32 @@ async fn unsupported_urls_are_refused_clearly() {
             .contains("neither postgres:// nor sqlite:")
     );
 }
+
+/// A managed PostgreSQL is reached over TLS: `sslmode=require` encrypts (the test server has
+/// Debian's self-signed certificate), and `verify-full` checks the certificate, so a server
+/// whose certificate no trusted authority signed is refused, not silently trusted.
+#[tokio::test]
+async fn postgres_catalog_speaks_tls_when_the_url_asks() {
+    use sqlx::Connection;
+    let db = common::ScratchDatabase::create("tls").await;
+    let required = format!("{}?sslmode=require", db.url);
+    let catalog = Catalog::open(&required).await.unwrap();
+    assert_eq!(catalog.insert_images(&[publish("t1")]).await.unwrap(), 1);
+    catalog.close().await;
+
+    let mut connection = sqlx::PgConnection::connect(&required).await.unwrap();
+    let encrypted: bool =
+        sqlx::query_scalar("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+            .fetch_one(&mut connection)
+            .await
+            .unwrap();
+    assert!(encrypted, "sslmode=require gave a plain connection");
+    connection.close().await.unwrap();
+
+    let verified = Catalog::open(&format!("{}?sslmode=verify-full", db.url)).await;
+    let error = verified.expect_err("a self-signed certificate was trusted");
+    assert!(
+        error.to_string().to_lowercase().contains("certificate"),
+        "{error}"
+    );
+}

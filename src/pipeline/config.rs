@@ -12,6 +12,8 @@ use crate::events::Limits;
 /// Every `SR_*` variable is an override, and an unknown key is an error rather than silently
 /// ignored: other tools' variables must not use this prefix.
 pub const ENV_PREFIX: &str = "SR_";
+/// `SR_<SECTION>__<KEY>_FILE` names a file holding the value (a secret mounted as a file).
+const SECRET_FILE_SUFFIX: &str = "_FILE";
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -221,13 +223,28 @@ impl PipelineConfig {
             .filter(|(k, _)| k.starts_with(ENV_PREFIX))
             .collect();
         overrides.sort();
+        let given: std::collections::HashSet<String> =
+            overrides.iter().map(|(k, _)| k.clone()).collect();
         for (key, value) in overrides {
-            let path: Vec<String> = key[ENV_PREFIX.len()..]
+            // `SR_X__Y_FILE=/run/secrets/y`: the value is the file's text (a mounted secret),
+            // kept as a string, so that no secret has to sit in the environment itself.
+            let (name, value) = match key.strip_suffix(SECRET_FILE_SUFFIX) {
+                Some(name) => {
+                    if given.contains(name) {
+                        return Err(format!("{name} and {key} are both set: set one"));
+                    }
+                    let text = std::fs::read_to_string(&value)
+                        .map_err(|e| format!("{key}: reading {value}: {e}"))?;
+                    let text = text.trim_end_matches(['\n', '\r']).to_owned();
+                    (name, toml::Value::String(text))
+                }
+                None => (key.as_str(), parse_env_value(&value)),
+            };
+            let path: Vec<String> = name[ENV_PREFIX.len()..]
                 .split("__")
                 .map(str::to_lowercase)
                 .collect();
-            set_path(&mut table, &path, parse_env_value(&value))
-                .map_err(|e| format!("{key}: {e}"))?;
+            set_path(&mut table, &path, value).map_err(|e| format!("{key}: {e}"))?;
         }
         let config: Self = table
             .try_into()
@@ -241,7 +258,6 @@ impl PipelineConfig {
         Ok(config)
     }
 
-    /// A path from the config, relative to `data_dir` unless absolute.
     /// The configuration as the catalog's `runs.params` keeps it: every value, secrets masked
     /// (the catalog URL's password).
     pub fn recorded(&self) -> serde_json::Value {
@@ -250,6 +266,7 @@ impl PipelineConfig {
         serde_json::to_value(&recorded).unwrap_or_default()
     }
 
+    /// A path from the config, relative to `data_dir` unless absolute.
     pub fn data_path(&self, path: &Path) -> PathBuf {
         if path.is_absolute() {
             path.to_path_buf()
@@ -312,6 +329,28 @@ users = 10
         assert_eq!(config.catalog.url, "postgres://x@y/z");
         assert_eq!(config.simulate.users, Some(500));
         assert_eq!(config.ingest.batch_size, 7);
+    }
+
+    /// A secret mounted as a file: its text, as a string, without the final newline.
+    #[test]
+    fn a_key_can_come_from_a_file_named_by_its_file_variable() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("catalog-url");
+        std::fs::write(&secret, "postgres://u:12345@db/x\n").unwrap();
+        let file = secret.display().to_string();
+        let vars = [("SR_CATALOG__URL_FILE".to_owned(), file.clone())];
+        let config = PipelineConfig::from_toml_with_env(TEXT, vars).unwrap();
+        assert_eq!(config.catalog.url, "postgres://u:12345@db/x");
+
+        let both = [
+            ("SR_CATALOG__URL".to_owned(), "sqlite::memory:".to_owned()),
+            ("SR_CATALOG__URL_FILE".to_owned(), file),
+        ];
+        let error = PipelineConfig::from_toml_with_env(TEXT, both).unwrap_err();
+        assert!(error.contains("set one"), "{error}");
+        let missing = [("SR_CATALOG__URL_FILE".to_owned(), "/nonexistent".to_owned())];
+        let error = PipelineConfig::from_toml_with_env(TEXT, missing).unwrap_err();
+        assert!(error.contains("/nonexistent"), "{error}");
     }
 
     #[test]
