@@ -117,10 +117,14 @@ async fn kill_restart_and_compare(brokers: &str, dir: &Path, seed: u64, paced: b
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
     let catalog = db.catalog().await;
     let (mut killed, mut mid_stream, mut offsets) = (0, 0, Vec::new());
+    // tansu's fetches can come back empty for seconds on a SQLite topic (seen: a last run idle
+    // for 3 s ended 3,704 events short; under a loaded test run a consumer idle for 3 s ended
+    // mid-stream before its kill, leaving 5 kills): every run waits longer for the stream.
+    let idle = if paced { "20" } else { "3" };
     while killed < KILLS {
         let before = committed(&catalog).await;
         // Killed: what it prints is of no interest.
-        let mut child = ingest(brokers, &pipeline, &db.url, &out, "3")
+        let mut child = ingest(brokers, &pipeline, &db.url, &out, idle)
             .command()
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -165,10 +169,7 @@ async fn kill_restart_and_compare(brokers: &str, dir: &Path, seed: u64, paced: b
     if let Some(producer) = producer {
         assert_eq!(producer.join().unwrap(), lines);
     }
-    // tansu's fetches can come back empty for seconds on a SQLite topic (seen: a last run
-    // idle for 3 s ended 3,704 events short): the last run waits longer for the stream's end.
-    let last_idle = if paced { "20" } else { "3" };
-    let report = ingest(brokers, &pipeline, &db.url, &out, last_idle).run_json();
+    let report = ingest(brokers, &pipeline, &db.url, &out, idle).run_json();
     assert_eq!(report["lines"].as_u64(), Some(lines), "{report}");
     let counted = ["valid", "duplicates", "dead_letters"]
         .iter()
