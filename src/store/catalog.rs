@@ -6,7 +6,7 @@ use std::path::Path;
 use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
-use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgSslMode};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 use sqlx::types::Json;
 
@@ -73,7 +73,19 @@ impl Catalog {
     /// Connects without migrating.
     pub async fn connect(url: &str) -> Result<Self, CatalogError> {
         let pool = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            Pool::Postgres(PgPoolOptions::new().max_connections(8).connect(url).await?)
+            let mut options = PgConnectOptions::from_str(url)?;
+            // TLS when the URL asks for it (`sslmode=require`, `verify-full`); a URL that says
+            // nothing connects in the clear, as before TLS was built in, rather than sqlx's
+            // opportunistic, unverified `prefer`.
+            if !url.contains("sslmode=") {
+                options = options.ssl_mode(PgSslMode::Disable);
+            }
+            Pool::Postgres(
+                PgPoolOptions::new()
+                    .max_connections(8)
+                    .connect_with(options)
+                    .await?,
+            )
         } else if url.starts_with("sqlite:") {
             let options = SqliteConnectOptions::from_str(url)?
                 .create_if_missing(true)
